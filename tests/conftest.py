@@ -1,0 +1,21 @@
+"""Shared test fixtures.
+
+`shared_data` points at ``../shared/data`` (reference data beside the project). In CI
+(``CI=true``) a missing directory is a hard failure; elsewhere the tests that need it skip.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference data missing at {SHARED_DATA}; CI must run with ../shared beside the repo")
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
