@@ -1,0 +1,222 @@
+"""GPT-2 <-> hfpipe GPT conversion, and loading any supported causal checkpoint.
+
+transformers' GPT-2 stores its linears as ``Conv1D`` (weight of shape ``(in, out)``); hfpipe uses
+``nn.Linear`` (``(out, in)``), so the conversion is a rename plus a transpose. Both directions keep
+every parameter, so logits match to float precision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+
+from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+
+logger = logging.getLogger(__name__)
+
+# (hfpipe name, GPT-2 name, transpose?) for each block parameter.
+_BLOCK_MAP = [
+    ("norm1.weight", "ln_1.weight", False),
+    ("norm1.bias", "ln_1.bias", False),
+    ("att.qkv.weight", "attn.c_attn.weight", True),
+    ("att.qkv.bias", "attn.c_attn.bias", False),
+    ("att.out_proj.weight", "attn.c_proj.weight", True),
+    ("att.out_proj.bias", "attn.c_proj.bias", False),
+    ("norm2.weight", "ln_2.weight", False),
+    ("norm2.bias", "ln_2.bias", False),
+    ("ff.fc1.weight", "mlp.c_fc.weight", True),
+    ("ff.fc1.bias", "mlp.c_fc.bias", False),
+    ("ff.fc2.weight", "mlp.c_proj.weight", True),
+    ("ff.fc2.bias", "mlp.c_proj.bias", False),
+]
+_TOP_MAP = [
+    ("model.tok_emb.weight", "transformer.wte.weight"),
+    ("model.pos_emb.weight", "transformer.wpe.weight"),
+    ("model.final_norm.weight", "transformer.ln_f.weight"),
+    ("model.final_norm.bias", "transformer.ln_f.bias"),
+    ("lm_head.weight", "lm_head.weight"),
+]
+
+
+def gpt2_config_to_gpt(config: GPT2Config) -> GPTConfig:
+    """Translate a ``GPT2Config`` into the equivalent ``GPTConfig``."""
+    n_inner = config.n_inner or 4 * config.n_embd
+    if n_inner % config.n_embd:
+        raise ValueError(f"GPT-2 n_inner ({n_inner}) is not a multiple of n_embd ({config.n_embd}); cannot convert")
+    act = {"gelu_new": "gelu_pytorch_tanh", "gelu_pytorch_tanh": "gelu_pytorch_tanh", "gelu": "gelu"}
+    if config.activation_function not in act:
+        raise ValueError(f"GPT-2 activation {config.activation_function!r} has no hfpipe equivalent")
+    return GPTConfig(
+        vocab_size=config.vocab_size,
+        context_length=config.n_positions,
+        emb_dim=config.n_embd,
+        n_heads=config.n_head,
+        n_layers=config.n_layer,
+        drop_rate=config.resid_pdrop,
+        qkv_bias=True,
+        ff_mult=n_inner // config.n_embd,
+        activation_function=act[config.activation_function],
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        initializer_range=config.initializer_range,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        tie_word_embeddings=config.tie_word_embeddings,
+    )
+
+
+def gpt_config_to_gpt2(config: GPTConfig) -> GPT2Config:
+    """Translate a ``GPTConfig`` into the equivalent ``GPT2Config`` (GPT-2 always has a QKV bias)."""
+    return GPT2Config(
+        vocab_size=config.vocab_size,
+        n_positions=config.context_length,
+        n_embd=config.emb_dim,
+        n_layer=config.n_layers,
+        n_head=config.n_heads,
+        n_inner=config.ff_mult * config.emb_dim,
+        activation_function="gelu_new" if config.activation_function != "gelu" else "gelu",
+        resid_pdrop=config.drop_rate,
+        embd_pdrop=config.drop_rate,
+        attn_pdrop=config.drop_rate,
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        initializer_range=config.initializer_range,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        tie_word_embeddings=config.tie_word_embeddings,
+    )
+
+
+def _key_pairs(n_layers: int):
+    pairs = [(ours, theirs, False) for ours, theirs in _TOP_MAP]
+    for i in range(n_layers):
+        pairs += [(f"model.blocks.{i}.{o}", f"transformer.h.{i}.{t}", tr) for o, t, tr in _BLOCK_MAP]
+    return pairs
+
+
+def gpt2_to_gpt(model: GPT2LMHeadModel) -> GPTForCausalLM:
+    """Convert a transformers ``GPT2LMHeadModel`` into an hfpipe ``GPTForCausalLM`` (same dtype)."""
+    config = gpt2_config_to_gpt(model.config)
+    src = model.state_dict()
+    with torch.device("meta"):
+        out = GPTForCausalLM(config)
+    state = {}
+    for ours, theirs, transpose in _key_pairs(config.n_layers):
+        tensor = src[theirs]
+        state[ours] = tensor.t().contiguous() if transpose else tensor.clone()
+    out.load_state_dict(state, assign=True, strict=True)
+    out.tie_weights()
+    return out.to(model.dtype).eval()
+
+
+def gpt_to_gpt2(model: GPTForCausalLM) -> GPT2LMHeadModel:
+    """Convert an hfpipe ``GPTForCausalLM`` into a transformers ``GPT2LMHeadModel`` (for GPT-2-only tools)."""
+    config = gpt_config_to_gpt2(model.config)
+    src = model.state_dict()
+    out = GPT2LMHeadModel(config)
+    state = out.state_dict()
+    for ours, theirs, transpose in _key_pairs(model.config.n_layers):
+        if ours not in src:  # no QKV bias in hfpipe: GPT-2's stays zero
+            state[theirs] = torch.zeros_like(state[theirs])
+            continue
+        tensor = src[ours]
+        state[theirs] = tensor.t().contiguous() if transpose else tensor.clone()
+    out.load_state_dict(state, strict=True)
+    if config.tie_word_embeddings:
+        out.tie_weights()
+    return out.to(model.dtype).eval()
+
+
+def _model_type(name_or_path: str) -> str:
+    config_file = Path(name_or_path) / "config.json"
+    if Path(name_or_path).is_dir():
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{name_or_path} has no config.json; it is not a saved model directory")
+        try:
+            return json.loads(config_file.read_text()).get("model_type", "")
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{config_file} is not valid JSON ({err}); the checkpoint is corrupt") from None
+    return AutoConfig.from_pretrained(name_or_path).model_type  # a Hub id
+
+
+def load_gpt(name_or_path: str, task: str = "causal-lm", **kwargs) -> PreTrainedModel:
+    """Load an hfpipe GPT or a GPT-2 checkpoint (local dir or Hub id) as an hfpipe model.
+
+    ``task`` is ``"causal-lm"`` (``GPTForCausalLM``) or ``"classification"``
+    (``GPTForSequenceClassification`` with a fresh head; pass ``num_labels``/``id2label``/``label2id``).
+    """
+    if task not in ("causal-lm", "classification"):
+        raise ValueError(f"task must be 'causal-lm' or 'classification', got {task!r}")
+    model_type = _model_type(name_or_path)
+    if model_type == GPTConfig.model_type:
+        cls = GPTForCausalLM if task == "causal-lm" else GPTForSequenceClassification
+        return cls.from_pretrained(name_or_path, **kwargs)
+    if model_type == "gpt2":
+        dtype = kwargs.pop("dtype", None)
+        causal = gpt2_to_gpt(GPT2LMHeadModel.from_pretrained(name_or_path, dtype=dtype or torch.float32))
+        if task == "causal-lm":
+            return causal
+        config = GPTConfig(**{**causal.config.to_diff_dict(), **kwargs})
+        classifier = GPTForSequenceClassification(config)
+        classifier.model.load_state_dict(causal.model.state_dict())
+        return classifier
+    raise ValueError(
+        f"{name_or_path} is a {model_type!r} model; hfpipe loads only its own GPT ({GPTConfig.model_type!r}) "
+        "or GPT-2 ('gpt2') checkpoints"
+    )
+
+
+def save_atomically(save_fn, output_dir: str | os.PathLike) -> Path:
+    """Call ``save_fn(tmp_dir)`` then rename ``tmp_dir`` to ``output_dir``: never a half-written directory."""
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        save_fn(tmp)
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+            output_dir.rename(old)
+            tmp.rename(output_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def convert_checkpoint(source: str, output_dir: str, direction: str = "to_hfpipe") -> Path:
+    """Convert a checkpoint directory or Hub id and save it (with its tokenizer, if any) to ``output_dir``."""
+    if direction == "to_hfpipe":
+        if _model_type(source) != "gpt2":
+            raise ValueError(f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'")
+        model = gpt2_to_gpt(GPT2LMHeadModel.from_pretrained(source))
+    elif direction == "to_gpt2":
+        if _model_type(source) != GPTConfig.model_type:
+            raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
+        model = gpt_to_gpt2(GPTForCausalLM.from_pretrained(source))
+    else:
+        raise ValueError(f"direction must be 'to_hfpipe' or 'to_gpt2', got {direction!r}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError):
+        tokenizer = None
+        logger.warning("no tokenizer found at %s; saving the model alone", source)
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+    path = save_atomically(save, output_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("converted %s -> %s (%s, %s parameters)", source, path, direction, f"{n_params:,}")
+    return path

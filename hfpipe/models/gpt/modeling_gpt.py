@@ -1,0 +1,398 @@
+"""The GPT of "Build a Large Language Model (From Scratch)" as a native transformers model.
+
+token + learned position embeddings -> dropout -> N x [LayerNorm -> causal multi-head attention -> shortcut,
+LayerNorm -> GELU feed-forward (4x) -> shortcut] -> final LayerNorm -> linear head.
+
+Self-contained: imports only torch and transformers, so ``save_pretrained`` can ship this file next to the
+weights (``auto_map``) and ``AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`` works
+without hfpipe installed.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import logging
+
+from .configuration_gpt import GPTConfig
+
+logger = logging.get_logger(__name__)
+
+# Written into every saved config, so that any Auto class finds this file's classes with trust_remote_code=True.
+AUTO_MAP = {
+    "AutoConfig": "configuration_gpt.GPTConfig",
+    "AutoModel": "modeling_gpt.GPTModel",
+    "AutoModelForCausalLM": "modeling_gpt.GPTForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_gpt.GPTForSequenceClassification",
+}
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Plain softmax(QK^T / sqrt(d) + mask) V, as written in the book; returns the weights too."""
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attn_weights = attn_weights.masked_fill(~attention_mask, torch.finfo(attn_weights.dtype).min)
+        else:
+            attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(value.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2)
+    return attn_output, attn_weights
+
+
+class GPTAttention(nn.Module):
+    """Causal multi-head self-attention with one fused query/key/value projection."""
+
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.n_heads
+        self.head_dim = config.emb_dim // config.n_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True
+        self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=config.qkv_bias)
+        self.out_proj = nn.Linear(config.emb_dim, config.emb_dim)
+        self.attn_dropout = config.drop_rate
+        self.resid_dropout = nn.Dropout(config.drop_rate)
+
+    def forward(self, hidden_states, attention_mask=None, past_key_values: Cache | None = None, **kwargs):
+        batch, seq_len, _ = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+        if past_key_values is not None:
+            key, value = past_key_values.update(key, value, self.layer_idx)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attn_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(batch, seq_len, -1).contiguous()
+        return self.resid_dropout(self.out_proj(attn_output)), attn_weights
+
+
+class GPTFeedForward(nn.Module):
+    """Two linear layers around a GELU, ``ff_mult`` times wider in the middle."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.emb_dim, config.ff_mult * config.emb_dim)
+        self.fc2 = nn.Linear(config.ff_mult * config.emb_dim, config.emb_dim)
+        approximate = "none" if config.activation_function == "gelu" else "tanh"
+        self.act = nn.GELU(approximate=approximate)
+        self.dropout = nn.Dropout(config.drop_rate)
+
+    def forward(self, hidden_states):
+        return self.dropout(self.fc2(self.act(self.fc1(hidden_states))))
+
+
+class GPTBlock(GradientCheckpointingLayer):
+    """Pre-LayerNorm transformer block: x + att(norm1(x)), then x + ff(norm2(x))."""
+
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
+        self.att = GPTAttention(config, layer_idx)
+        self.norm2 = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
+        self.ff = GPTFeedForward(config)
+
+    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
+        attn_output, attn_weights = self.att(
+            self.norm1(hidden_states), attention_mask=attention_mask, past_key_values=past_key_values, **kwargs
+        )
+        hidden_states = hidden_states + attn_output
+        hidden_states = hidden_states + self.ff(self.norm2(hidden_states))
+        return hidden_states, attn_weights
+
+
+class GPTPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and the capabilities transformers checks for."""
+
+    config_class = GPTConfig
+    config: GPTConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GPTBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+
+    def __init__(self, config: GPTConfig, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """GPT-2 initialisation: N(0, 0.02), zero biases, residual projections scaled by 1/sqrt(2 * n_layers)."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, (GPTAttention, GPTFeedForward)):
+            proj = module.out_proj if isinstance(module, GPTAttention) else module.fc2
+            init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layers))
+
+
+class GPTModel(GPTPreTrainedModel):
+    """The GPT backbone: embeddings, transformer blocks and the final LayerNorm."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
+        self.pos_emb = nn.Embedding(config.context_length, config.emb_dim)
+        self.drop_emb = nn.Dropout(config.drop_rate)
+        self.blocks = nn.ModuleList([GPTBlock(config, i) for i in range(config.n_layers)])
+        self.final_norm = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.tok_emb
+
+    def set_input_embeddings(self, new_embeddings):
+        self.tok_emb = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast | tuple:
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("GPTModel.forward needs exactly one of input_ids or inputs_embeds")
+        if self.gradient_checkpointing and self.training and use_cache:
+            use_cache = False  # a cache written during the checkpointed recompute would be updated twice
+
+        if inputs_embeds is None:
+            inputs_embeds = self.tok_emb(input_ids)
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        seq_len = inputs_embeds.shape[1]
+        if past_len + seq_len > self.config.context_length:
+            raise ValueError(
+                f"sequence of {past_len + seq_len} tokens is longer than the model's context_length "
+                f"({self.config.context_length}); truncate the input (e.g. tokenizer(..., truncation=True, "
+                f"max_length={self.config.context_length})) or generate fewer tokens"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device).unsqueeze(0)
+
+        hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            position_ids=position_ids,
+        )
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for block in self.blocks:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, attn_weights = block(
+                hidden_states, attention_mask=causal_mask, past_key_values=past_key_values, **kwargs
+            )
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        hidden_states = self.final_norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        output = BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
+    """GPT with the linear output head over the vocabulary; works with ``generate()`` and ``pipeline()``."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.tok_emb.weight"}
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        self.model = GPTModel(config)
+        self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        """``labels`` are the input ids themselves (shifted inside, -100 ignored), as everywhere in transformers."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        output = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def generate(self, inputs=None, generation_config=None, **kwargs):
+        """``GenerationMixin.generate`` that refuses prompts longer than the context and caps new tokens at it."""
+        prompt = inputs if inputs is not None else kwargs.get("input_ids")
+        if prompt is not None and prompt.ndim >= 2:
+            limit, prompt_len = self.config.context_length, prompt.shape[-1]
+            if prompt_len > limit:
+                raise ValueError(
+                    f"prompt of {prompt_len} tokens is longer than context_length ({limit}); "
+                    f"truncate it, e.g. keep its last {limit} tokens"
+                )
+            gen_config = generation_config if generation_config is not None else self.generation_config
+            new = kwargs.get("max_new_tokens", gen_config.max_new_tokens)
+            max_length = kwargs.get("max_length")
+            if new is None:
+                new = (max_length if max_length is not None else gen_config.max_length) - prompt_len
+            if prompt_len + new > limit:
+                logger.warning(
+                    f"generation truncated: {prompt_len} prompt + {new} new tokens exceed context_length "
+                    f"{limit}; generating {limit - prompt_len} new tokens"
+                )
+                kwargs["max_new_tokens"] = limit - prompt_len
+                kwargs.pop("max_length", None)
+        return super().generate(inputs, generation_config=generation_config, **kwargs)
+
+
+class GPTForSequenceClassification(GPTPreTrainedModel):
+    """GPT with a classification head on the last non-padding token, as in the book's spam classifier."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = GPTModel(config)
+        self.score = nn.Linear(config.emb_dim, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast | tuple:
+        """Classify each sequence from the hidden state of its last real token (any padding side)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden_states = outputs.last_hidden_state
+        batch, seq_len = hidden_states.shape[:2]
+        positions = torch.arange(seq_len, device=hidden_states.device)
+        if attention_mask is not None and attention_mask.ndim == 2:
+            real = attention_mask.to(hidden_states.device).bool()
+        elif input_ids is not None and self.config.pad_token_id is not None:
+            real = input_ids.to(hidden_states.device) != self.config.pad_token_id
+        else:
+            real = torch.ones(batch, seq_len, dtype=torch.bool, device=hidden_states.device)
+        last = torch.where(real, positions, -1).amax(dim=-1).clamp(min=0)  # rightmost real token
+        pooled = hidden_states[torch.arange(batch, device=hidden_states.device), last]
+        logits = self.score(pooled)
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
+        output = SequenceClassifierOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "GPTPreTrainedModel",
+    "GPTModel",
+    "GPTForCausalLM",
+    "GPTForSequenceClassification",
+]
