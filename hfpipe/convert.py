@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
 from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
@@ -45,11 +46,16 @@ _TOP_MAP = [
 ]
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model")
+
+
 def gpt2_config_to_gpt(config: GPT2Config) -> GPTConfig:
     """Translate a ``GPT2Config`` into the equivalent ``GPTConfig``."""
     n_inner = config.n_inner or 4 * config.n_embd
     if n_inner % config.n_embd:
-        raise ValueError(f"GPT-2 n_inner ({n_inner}) is not a multiple of n_embd ({config.n_embd}); cannot convert")
+        raise ValueError(
+            f"GPT-2 n_inner ({n_inner}) is not a multiple of n_embd ({config.n_embd}); cannot convert"
+        )
     act = {"gelu_new": "gelu_pytorch_tanh", "gelu_pytorch_tanh": "gelu_pytorch_tanh", "gelu": "gelu"}
     if config.activation_function not in act:
         raise ValueError(f"GPT-2 activation {config.activation_function!r} has no hfpipe equivalent")
@@ -146,6 +152,16 @@ def _model_type(name_or_path: str) -> str:
     return AutoConfig.from_pretrained(name_or_path).model_type  # a Hub id
 
 
+def _with_weights_check(from_pretrained, name_or_path: str, **kwargs) -> PreTrainedModel:
+    """``from_pretrained`` whose unreadable-weights error names the checkpoint."""
+    try:
+        return from_pretrained(name_or_path, **kwargs)
+    except SafetensorError as err:
+        raise ValueError(
+            f"the weights in {name_or_path} are corrupt or truncated ({err}); save or download the checkpoint again"
+        ) from err
+
+
 def load_gpt(name_or_path: str, task: str = "causal-lm", **kwargs) -> PreTrainedModel:
     """Load an hfpipe GPT or a GPT-2 checkpoint (local dir or Hub id) as an hfpipe model.
 
@@ -157,10 +173,13 @@ def load_gpt(name_or_path: str, task: str = "causal-lm", **kwargs) -> PreTrained
     model_type = _model_type(name_or_path)
     if model_type == GPTConfig.model_type:
         cls = GPTForCausalLM if task == "causal-lm" else GPTForSequenceClassification
-        return cls.from_pretrained(name_or_path, **kwargs)
+        return _with_weights_check(cls.from_pretrained, name_or_path, **kwargs)
     if model_type == "gpt2":
         dtype = kwargs.pop("dtype", None)
-        causal = gpt2_to_gpt(GPT2LMHeadModel.from_pretrained(name_or_path, dtype=dtype or torch.float32))
+        gpt2 = _with_weights_check(
+            GPT2LMHeadModel.from_pretrained, name_or_path, dtype=dtype or torch.float32
+        )
+        causal = gpt2_to_gpt(gpt2)
         if task == "causal-lm":
             return causal
         config = GPTConfig(**{**causal.config.to_diff_dict(), **kwargs})
@@ -193,22 +212,37 @@ def save_atomically(save_fn, output_dir: str | os.PathLike) -> Path:
     return output_dir
 
 
+def _load_tokenizer(source: str):
+    """The tokenizer saved with ``source``, or None.
+
+    transformers v5 builds an *empty* tokenizer from the model type when a directory holds no tokenizer files,
+    so a local directory is checked for them, and a tokenizer without a vocabulary is rejected.
+    """
+    if Path(source).is_dir() and not any((Path(source) / name).is_file() for name in _TOKENIZER_FILES):
+        return None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+    return tokenizer if tokenizer.vocab_size > 0 else None
+
+
 def convert_checkpoint(source: str, output_dir: str, direction: str = "to_hfpipe") -> Path:
     """Convert a checkpoint directory or Hub id and save it (with its tokenizer, if any) to ``output_dir``."""
     if direction == "to_hfpipe":
         if _model_type(source) != "gpt2":
-            raise ValueError(f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'")
-        model = gpt2_to_gpt(GPT2LMHeadModel.from_pretrained(source))
+            raise ValueError(
+                f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'"
+            )
+        model = gpt2_to_gpt(_with_weights_check(GPT2LMHeadModel.from_pretrained, source))
     elif direction == "to_gpt2":
         if _model_type(source) != GPTConfig.model_type:
             raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
-        model = gpt_to_gpt2(GPTForCausalLM.from_pretrained(source))
+        model = gpt_to_gpt2(_with_weights_check(GPTForCausalLM.from_pretrained, source))
     else:
         raise ValueError(f"direction must be 'to_hfpipe' or 'to_gpt2', got {direction!r}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError):
-        tokenizer = None
+    tokenizer = _load_tokenizer(source)
+    if tokenizer is None:
         logger.warning("no tokenizer found at %s; saving the model alone", source)
 
     def save(tmp: Path) -> None:

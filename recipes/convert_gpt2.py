@@ -1,7 +1,7 @@
 """Convert a GPT-2 checkpoint (Hub id such as ``gpt2``, or a local directory) to hfpipe, and back.
 
-    python recipes/convert_gpt2.py --model_name_or_path gpt2 --output_dir gpt2-hfpipe
-    python recipes/convert_gpt2.py --model_name_or_path gpt2-hfpipe --output_dir gpt2-back --direction to_gpt2
+python recipes/convert_gpt2.py --model_name_or_path gpt2 --output_dir gpt2-hfpipe
+python recipes/convert_gpt2.py --model_name_or_path gpt2-hfpipe --output_dir gpt2-back --direction to_gpt2
 """
 
 from dataclasses import dataclass, field

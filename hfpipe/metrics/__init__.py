@@ -20,7 +20,10 @@ def available_metrics() -> list[str]:
 
 
 def load_metric(name: str, **load_kwargs: Any) -> evaluate.EvaluationModule:
-    """Load the local metric `name` (e.g. "accuracy"); `load_kwargs` go to `evaluate.load`."""
+    """Load the shipped metric `name` (e.g. "accuracy") with no network access.
+
+    `load_kwargs` go to `evaluate.load` (e.g. `keep_in_memory=True`); unknown names raise `ValueError`.
+    """
     script = METRICS_DIR / name / f"{name}.py"
     if not name.isidentifier() or not script.is_file():
         raise ValueError(f"Unknown metric {name!r}; available metrics: {', '.join(available_metrics())}")

@@ -4,7 +4,9 @@ import datasets
 import evaluate
 from sklearn.metrics import f1_score
 
-_DESCRIPTION = "F1 = 2 * precision * recall / (precision + recall), the harmonic mean of precision and recall."
+_DESCRIPTION = (
+    "F1 = 2 * precision * recall / (precision + recall), the harmonic mean of precision and recall."
+)
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -38,7 +40,9 @@ class F1(evaluate.Metric):
             features=datasets.Features(
                 {"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}
             ),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"],
+            reference_urls=[
+                "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.f1_score.html"
+            ],
         )
 
     def _compute(

@@ -12,7 +12,14 @@ GPT_PRESETS: dict[str, dict] = {
     "gpt2-medium": {"emb_dim": 1024, "n_layers": 24, "n_heads": 16},
     "gpt2-large": {"emb_dim": 1280, "n_layers": 36, "n_heads": 20},
     "gpt2-xl": {"emb_dim": 1600, "n_layers": 48, "n_heads": 25},
-    "tiny": {"vocab_size": 512, "context_length": 64, "emb_dim": 64, "n_layers": 2, "n_heads": 4, "drop_rate": 0.0},
+    "tiny": {
+        "vocab_size": 512,
+        "context_length": 64,
+        "emb_dim": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "drop_rate": 0.0,
+    },
 }
 
 
@@ -85,6 +92,17 @@ class GPTConfig(PreTrainedConfig):
                 f"GPTConfig.activation_function must be 'gelu_pytorch_tanh', 'gelu_new' or 'gelu', "
                 f"got {self.activation_function!r}"
             )
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "GPTConfig":
+        """Build from a saved dict; one saved by another model type (BERT, GPT-2, ...) is an error."""
+        model_type = config_dict.get("model_type")
+        if model_type not in (None, cls.model_type):
+            hint = " (convert GPT-2 checkpoints with hfpipe.convert.load_gpt)" if model_type == "gpt2" else ""
+            raise ValueError(
+                f"config has model_type {model_type!r}, not {cls.model_type!r}: it is not a GPT checkpoint{hint}"
+            )
+        return super().from_dict(config_dict, **kwargs)
 
     @property
     def head_dim(self) -> int:

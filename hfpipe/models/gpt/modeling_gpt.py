@@ -67,6 +67,7 @@ class GPTAttention(nn.Module):
         self.is_causal = True
         self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=config.qkv_bias)
         self.out_proj = nn.Linear(config.emb_dim, config.emb_dim)
+        self.out_proj.is_residual_projection = True  # scaled GPT-2 init, see GPTPreTrainedModel._init_weights
         self.attn_dropout = config.drop_rate
         self.resid_dropout = nn.Dropout(config.drop_rate)
 
@@ -101,6 +102,7 @@ class GPTFeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(config.emb_dim, config.ff_mult * config.emb_dim)
         self.fc2 = nn.Linear(config.ff_mult * config.emb_dim, config.emb_dim)
+        self.fc2.is_residual_projection = True
         approximate = "none" if config.activation_function == "gelu" else "tanh"
         self.act = nn.GELU(approximate=approximate)
         self.dropout = nn.Dropout(config.drop_rate)
@@ -121,7 +123,10 @@ class GPTBlock(GradientCheckpointingLayer):
 
     def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
         attn_output, attn_weights = self.att(
-            self.norm1(hidden_states), attention_mask=attention_mask, past_key_values=past_key_values, **kwargs
+            self.norm1(hidden_states),
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            **kwargs,
         )
         hidden_states = hidden_states + attn_output
         hidden_states = hidden_states + self.ff(self.norm2(hidden_states))
@@ -149,12 +154,15 @@ class GPTPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """GPT-2 initialisation: N(0, 0.02), zero biases, residual projections scaled by 1/sqrt(2 * n_layers)."""
+        """GPT-2 initialisation: N(0, 0.02), zero biases, residual projections scaled by 1/sqrt(2 * n_layers).
+
+        The residual projections are recognised by a flag on the ``nn.Linear`` itself: for custom code,
+        transformers skips ``_init_weights`` on modules without direct parameters (``GPTAttention``).
+        """
         super()._init_weights(module)
-        std = self.config.initializer_range
-        if isinstance(module, (GPTAttention, GPTFeedForward)):
-            proj = module.out_proj if isinstance(module, GPTAttention) else module.fc2
-            init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layers))
+        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
+            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
 
 
 class GPTModel(GPTPreTrainedModel):
@@ -189,7 +197,9 @@ class GPTModel(GPTPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast | tuple:
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_attentions = (
+            output_attentions if output_attentions is not None else self.config.output_attentions
+        )
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -212,8 +222,15 @@ class GPTModel(GPTPreTrainedModel):
                 f"({self.config.context_length}); truncate the input (e.g. tokenizer(..., truncation=True, "
                 f"max_length={self.config.context_length})) or generate fewer tokens"
             )
-        if position_ids is None:
-            position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device).unsqueeze(0)
+        # Only caller-given position ids go to the mask (restarting ids mark packed sequences there).
+        mask_position_ids = position_ids
+        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
+            # count real tokens only, so that a left-padded sequence sees the positions of the unpadded one
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]
+        elif position_ids is None:
+            position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device).unsqueeze(
+                0
+            )
 
         hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
         causal_mask = create_causal_mask(
@@ -221,7 +238,7 @@ class GPTModel(GPTPreTrainedModel):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             past_key_values=past_key_values,
-            position_ids=position_ids,
+            position_ids=mask_position_ids,
         )
 
         all_hidden_states = () if output_hidden_states else None
@@ -315,9 +332,10 @@ class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
             gen_config = generation_config if generation_config is not None else self.generation_config
             new = kwargs.get("max_new_tokens", gen_config.max_new_tokens)
             max_length = kwargs.get("max_length")
-            if new is None:
-                new = (max_length if max_length is not None else gen_config.max_length) - prompt_len
-            if prompt_len + new > limit:
+            if new is None:  # with no length set at all, transformers itself caps at max_position_embeddings
+                max_length = max_length if max_length is not None else gen_config.max_length
+                new = max_length - prompt_len if max_length is not None else None
+            if new is not None and prompt_len + new > limit:
                 logger.warning(
                     f"generation truncated: {prompt_len} prompt + {new} new tokens exceed context_length "
                     f"{limit}; generating {limit - prompt_len} new tokens"

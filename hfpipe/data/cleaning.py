@@ -1,0 +1,199 @@
+"""Cleaning: Unicode normalization, control/invalid characters, length filters, exact and MinHash dedup.
+
+Every step is a batched ``map``/``filter`` over Arrow (cached, memory-bounded, ``num_proc``-parallel);
+the dedup decisions need one sequential pass over a small hash/signature column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.compute as pc
+from datasets import Dataset, IterableDataset
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+logger = logging.getLogger(__name__)
+
+# C0/C1 controls except \t \n \r, lone surrogates, the replacement character and non-characters.
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffd\ufdd0-\ufdef\ufffe\uffff]")
+_WORD = re.compile(r"\w+")
+SCHEME = "affine32"  # datasketch 2 permutation scheme; signatures are stored as uint32
+
+
+def normalize_text(text: str, form: str | None = "NFC") -> str:
+    """Unicode-normalize ``text`` and remove control and invalid characters (tabs and newlines stay)."""
+    text = _INVALID.sub("", text)
+    return unicodedata.normalize(form, text) if form else text
+
+
+@dataclass
+class CleaningStep:
+    """What one cleaning step removed (None when unknown: streaming)."""
+
+    name: str
+    docs_removed: int | None
+    chars_removed: int | None
+    docs_left: int | None
+    chars_left: int | None
+
+
+def _stats(ds) -> tuple[int | None, int | None]:
+    if isinstance(ds, IterableDataset):
+        return None, None
+    chars = 0
+    for table in ds.with_format("arrow").iter(batch_size=50_000):
+        chars += pc.sum(pc.utf8_length(table["text"])).as_py() or 0
+    return len(ds), chars
+
+
+def format_report(steps: list[CleaningStep]) -> str:
+    """A small text table of the cleaning report."""
+    fmt = "{:<14} {:>13} {:>15} {:>11} {:>15}"
+    lines = [fmt.format("step", "docs removed", "chars removed", "docs left", "chars left")]
+    for s in steps:
+        lines.append(
+            fmt.format(
+                *(f"{v:,}" if isinstance(v, int) else ("-" if v is None else v) for v in vars(s).values())
+            )
+        )
+    return "\n".join(lines)
+
+
+def _doc_hash(text: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True
+    )
+
+
+def _dedup_stream(ds):
+    seen: set[int] = set()  # fresh for every pass over the stream
+    for ex in ds:
+        h = _doc_hash(ex["text"])
+        if h not in seen:
+            seen.add(h)
+            yield ex
+
+
+def _shingles(text: str, n: int = 5) -> set[bytes]:
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return {" ".join(words).encode()}
+    return {" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)}
+
+
+def minhash_signatures(texts: list[str], num_perm: int = 128) -> list[np.ndarray]:
+    """MinHash signatures (word 5-gram shingles) of ``texts``."""
+    return [
+        m.hashvalues
+        for m in MinHash.bulk([list(_shingles(t)) for t in texts], num_perm=num_perm, scheme=SCHEME)
+    ]
+
+
+def _near_dup_keep(signatures, threshold: float, num_perm: int) -> list[int]:
+    """Indices to keep: the first document of each group of near duplicates."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    keep = []
+    for i, hv in enumerate(signatures):
+        m = LeanMinHash(seed=1, hashvalues=hv, scheme=SCHEME)
+        if not lsh.query(m):
+            lsh.insert(i, m, check_duplication=False)
+            keep.append(i)
+    return keep
+
+
+def clean_dataset(
+    ds: Dataset | IterableDataset,
+    normalize: str | None = "NFC",
+    min_chars: int = 1,
+    max_chars: int | None = None,
+    dedup: bool = True,
+    near_dedup: bool = False,
+    near_dedup_threshold: float = 0.8,
+    num_proc: int | None = None,
+    num_perm: int = 128,
+    source: str = "corpus",
+) -> tuple[Dataset | IterableDataset, list[CleaningStep]]:
+    """Clean a ``text`` dataset; returns it and one :class:`CleaningStep` per step (logged as a table).
+
+    Raises ValueError when nothing is left, naming ``source`` and the step that emptied it.
+    """
+    streaming = isinstance(ds, IterableDataset)
+    kw = {} if streaming else {"num_proc": num_proc, "desc": None}
+    steps: list[CleaningStep] = []
+    docs, chars = _stats(ds)
+    steps.append(CleaningStep("input", 0, 0, docs, chars))
+
+    def record(name, new):
+        prev = steps[-1]
+        d, c = _stats(new)
+        removed = (prev.docs_left - d, prev.chars_left - c) if d is not None else (None, None)
+        steps.append(CleaningStep(name, *removed, d, c))
+        if d == 0:
+            raise ValueError(
+                f"{source}: no documents left after cleaning step {name!r} ({prev.docs_left:,} before); "
+                "loosen min_chars/max_chars or check text_column and the data"
+            )
+        return new
+
+    ds = record(
+        "malformed",
+        ds.filter(
+            lambda b: [isinstance(t, str) for t in b["text"]], batched=True, **_desc(kw, "drop malformed")
+        ),
+    )
+    ds = record(
+        "normalize",
+        ds.map(
+            lambda b: {"text": [normalize_text(t, normalize) for t in b["text"]]},
+            batched=True,
+            **_desc(kw, "normalize"),
+        ),
+    )
+    hi = max_chars if max_chars is not None else float("inf")
+    ds = record(
+        "length",
+        ds.filter(
+            lambda b: [min_chars <= len(t) <= hi for t in b["text"]],
+            batched=True,
+            **_desc(kw, "length filter"),
+        ),
+    )
+    if dedup:
+        if streaming:
+            ds = IterableDataset.from_generator(_dedup_stream, features=ds.features, gen_kwargs={"ds": ds})
+        else:
+            hashed = ds.map(
+                lambda b: {"h": [_doc_hash(t) for t in b["text"]]},
+                batched=True,
+                remove_columns=["text"],
+                **_desc(kw, "hash"),
+            )
+            _, first = np.unique(hashed.with_format("arrow")[:]["h"].to_numpy(), return_index=True)
+            ds = ds.select(np.sort(first)) if len(first) < len(ds) else ds
+        ds = record("exact dedup", ds)
+    if near_dedup:
+        if streaming:
+            raise ValueError(
+                "near_dedup needs the whole corpus at once; set streaming=False or near_dedup=False"
+            )
+        sigs = ds.map(
+            lambda b: {"sig": minhash_signatures(b["text"], num_perm)},
+            batched=True,
+            remove_columns=["text"],
+            **_desc(kw, "minhash"),
+        )
+        rows = (row for b in sigs.with_format("numpy").iter(batch_size=10_000) for row in b["sig"])
+        keep = _near_dup_keep(rows, near_dedup_threshold, num_perm)
+        ds = record("near dedup", ds.select(keep) if len(keep) < len(ds) else ds)
+    if not streaming:
+        logger.info("cleaning report for %s:\n%s", source, format_report(steps))
+    return ds, steps
+
+
+def _desc(kw: dict, desc: str) -> dict:
+    return {**kw, "desc": desc} if "desc" in kw else kw

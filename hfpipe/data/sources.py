@@ -1,0 +1,164 @@
+"""One entry point for text corpora: a Hub dataset id, a local file, a directory or a glob."""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import logging
+import os
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, IterableDataset, load_dataset
+
+logger = logging.getLogger(__name__)
+
+# file suffix -> datasets packaged builder
+BUILDERS = {
+    ".txt": "text", ".text": "text", ".md": "text",
+    ".jsonl": "json", ".json": "json", ".ndjson": "json",
+    ".csv": "csv", ".tsv": "csv",
+    ".parquet": "parquet",
+}  # fmt: skip
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+
+
+def _suffix(path: str) -> str:
+    p = Path(path)
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
+def resolve_files(source: str) -> list[str] | None:
+    """Local files named by ``source`` (file, directory or glob); None when it is not a local path."""
+    if any(ch in source for ch in "*?["):
+        files = sorted(f for f in glob.glob(source, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise FileNotFoundError(
+                f"glob {source!r} matches no files; check the pattern and the working directory"
+            )
+        return files
+    if os.path.isdir(source):
+        files = sorted(
+            str(p) for p in Path(source).rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
+            and _suffix(str(p)) in BUILDERS
+        )  # fmt: skip
+        if not files:
+            raise FileNotFoundError(
+                f"directory {source!r} holds no {'/'.join(sorted(set(BUILDERS)))} files; point at a data directory"
+            )
+        return files
+    if os.path.isfile(source):
+        return [source]
+    if _suffix(source) in BUILDERS or source.startswith((".", "/", "~")) or source.endswith("/"):
+        raise FileNotFoundError(
+            f"data file {source!r} does not exist; check the path (relative to {os.getcwd()})"
+        )
+    return None  # a Hub dataset id
+
+
+def check_utf8(path: str, chunk_size: int = 16 << 20) -> None:
+    """Raise a ValueError naming ``path`` and the byte offset of the first invalid UTF-8 sequence."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path}: bytes at offset {offset + err.start} are not valid UTF-8 ({err.reason}); re-encode "
+                    "the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in > out`) or remove the bad bytes"
+                ) from None
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{path}: the file ends inside a UTF-8 sequence ({err.reason}); re-encode it as UTF-8"
+            ) from None
+
+
+def load_text_dataset(
+    source: str,
+    text_column: str = "text",
+    streaming: bool = False,
+    split: str = "train",
+    config_name: str | None = None,
+    column_names: list[str] | None = None,
+    sample_by: str = "document",
+) -> Dataset | IterableDataset:
+    """Load ``source`` as a dataset with a single ``text`` column (taken from ``text_column``).
+
+    Local files become memory-mapped Arrow (or a stream with ``streaming=True``); ``sample_by`` says
+    whether a .txt file is one document, one per paragraph or one per line.
+    """
+    if not source:
+        raise ValueError("no data source given; set dataset_name to a Hub id, a file, a directory or a glob")
+    files = resolve_files(str(source))
+    if files is None:
+        ds = load_dataset(source, config_name, split=split, streaming=streaming)
+    else:
+        kinds = {BUILDERS.get(_suffix(f)) for f in files}
+        if None in kinds or len(kinds) > 1:
+            raise ValueError(
+                f"{source!r} mixes file types or has unsupported ones ({sorted({_suffix(f) for f in files})}); "
+                f"use one of {sorted(set(BUILDERS))} per source"
+            )
+        builder = kinds.pop()
+        kwargs = {}
+        if builder == "text":
+            if sample_by not in ("document", "paragraph", "line"):
+                raise ValueError(f"sample_by={sample_by!r}; use 'document', 'paragraph' or 'line'")
+            kwargs = {"sample_by": sample_by, "keep_linebreaks": True}
+        elif builder == "csv":
+            if _suffix(files[0]) == ".tsv":
+                kwargs = {"sep": "\t", "quoting": 3}  # QUOTE_NONE: tabs delimit, quotes are text
+            if column_names:
+                kwargs["column_names"] = list(column_names)
+        if builder != "parquet":
+            for f in files:
+                if not f.endswith(COMPRESSIONS):
+                    check_utf8(f)
+        if all(os.path.getsize(f) == 0 for f in files):
+            raise ValueError(
+                f"{source!r}: the corpus is empty (every file has 0 bytes); point at files with text"
+            )
+        ds = load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+    return _select_text(ds, source, text_column, streaming)
+
+
+def _select_text(ds, source: str, text_column: str, streaming: bool):
+    columns = ds.column_names
+    if columns is None:  # a stream whose features are unknown until read
+        first = next(iter(ds.take(1)), None)
+        if first is None:
+            raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
+        columns = list(first)
+    if text_column not in columns:
+        raise ValueError(
+            f"{source!r} has no column {text_column!r}; its columns are {columns}. Set text_column to one of them"
+            + (
+                " (or column_names for a csv/tsv without header)"
+                if str(source).endswith((".csv", ".tsv"))
+                else ""
+            )
+        )
+    ds = ds.select_columns([text_column])
+    if text_column != "text":
+        ds = ds.rename_column(text_column, "text")
+    feature = (ds.features or {}).get("text")
+    if feature is not None and getattr(feature, "dtype", "string") not in ("string", "large_string"):
+        raise ValueError(
+            f"{source!r}: column {text_column!r} holds {getattr(feature, 'dtype', feature)}, not text; choose a text column"
+        )
+    if not streaming and len(ds) == 0:
+        raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
+    return ds
+
+
+def is_streaming(ds) -> bool:
+    return isinstance(ds, (IterableDataset, datasets.IterableDatasetDict))

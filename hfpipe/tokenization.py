@@ -1,0 +1,303 @@
+"""Tokenizers: byte-level BPE training, a character-level tokenizer, GPT-2's vocabulary.
+
+Every tokenizer here is a ``PreTrainedTokenizerFast`` backed by the ``tokenizers`` library, so a saved
+directory loads with ``AutoTokenizer.from_pretrained(dir)`` and no hfpipe code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+EOS_TOKEN = "<|endoftext|>"  # placed between documents, as in GPT-2
+PAD_TOKEN = "<|pad|>"  # distinct from eos: SFT masks pad positions, and must still learn to emit eos
+UNK_TOKEN = "<|unk|>"  # char-level only: byte-level BPE never needs one
+SEED_SPECIAL_TOKENS = ["<BOS>", "<EOS>", "<MASK>", "<UNK>", "<SEP>", "<CLS>", "<PAD>"]
+BYTE_ALPHABET_SIZE = 256
+
+# Assistant turns (and the eos that ends them) sit inside {% generation %} so that
+# apply_chat_template(..., return_assistant_tokens_mask=True) marks exactly what the model must learn.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}{{ '<|' + message['role'] + '|>\n' + message['content'] + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+@dataclass
+class TokenizerArguments:
+    """Which tokenizer to use, or how to train one."""
+
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Existing tokenizer: a saved directory, a GPT-2 vocab/merges directory or a Hub id. "
+            "None trains a new one."
+        },
+    )
+    vocab_size: int = field(default=8192, metadata={"help": "BPE vocabulary size, special tokens included."})
+    min_frequency: int = field(default=2, metadata={"help": "Minimum count of a pair to be merged."})
+    end_of_text_token: str = field(default=EOS_TOKEN, metadata={"help": "Token placed between documents."})
+    padding_token: str = field(default=PAD_TOKEN, metadata={"help": "Padding token; must differ from eos."})
+    extra_special_tokens: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More special tokens, e.g. <BOS> <EOS> <MASK> <UNK> <SEP> <CLS>."},
+    )
+    char_level: bool = field(default=False, metadata={"help": "Character-level vocabulary instead of BPE."})
+    model_max_length: int = field(default=1024, metadata={"help": "Longest sequence the model accepts."})
+
+
+def _check_special_tokens(eos_token: str, pad_token: str | None) -> None:
+    if pad_token is not None and pad_token == eos_token:
+        raise ValueError(
+            f"padding token {pad_token!r} equals the end-of-text token: SFT would mask eos away and the model "
+            f"would never learn to stop; choose a distinct padding token such as {PAD_TOKEN!r}"
+        )
+
+
+def _wrap(
+    tok: Tokenizer,
+    eos_token: str,
+    pad_token: str | None,
+    extra: Iterable[str],
+    model_max_length: int,
+    unk_token: str | None = None,
+) -> PreTrainedTokenizerFast:
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=eos_token,
+        eos_token=eos_token,
+        pad_token=pad_token,
+        unk_token=unk_token,
+        extra_special_tokens=list(extra),
+        model_max_length=model_max_length,
+        chat_template=CHAT_TEMPLATE,
+        clean_up_tokenization_spaces=False,  # keeps decode(encode(s)) == s
+    )
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    eos_token: str = EOS_TOKEN,
+    pad_token: str | None = PAD_TOKEN,
+    extra_special_tokens: Iterable[str] = (),
+    model_max_length: int = 1024,
+) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style byte-level BPE on ``texts`` (any iterable of strings, streamed)."""
+    _check_special_tokens(eos_token, pad_token)
+    specials = list(dict.fromkeys([eos_token, *([pad_token] if pad_token else []), *extra_special_tokens]))
+    if vocab_size < BYTE_ALPHABET_SIZE + len(specials):
+        raise ValueError(
+            f"vocab_size={vocab_size} is smaller than the byte alphabet ({BYTE_ALPHABET_SIZE}) plus "
+            f"{len(specials)} special tokens; use vocab_size >= {BYTE_ALPHABET_SIZE + len(specials)}"
+        )
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return _wrap(
+        tok, eos_token, pad_token, [t for t in specials if t not in (eos_token, pad_token)], model_max_length
+    )
+
+
+def build_char_tokenizer(
+    text: str | Iterable[str],
+    eos_token: str = EOS_TOKEN,
+    pad_token: str | None = PAD_TOKEN,
+    unk_token: str = UNK_TOKEN,
+    extra_special_tokens: Iterable[str] = (),
+    model_max_length: int = 1024,
+) -> PreTrainedTokenizerFast:
+    """Character-level tokenizer: ids 0..n-1 are ``sorted(set(text))`` (nanoGPT's stoi), specials follow."""
+    _check_special_tokens(eos_token, pad_token)
+    chars = sorted(set(text) if isinstance(text, str) else set().union(*map(set, text)))
+    specials = list(
+        dict.fromkeys([eos_token, *([pad_token] if pad_token else []), unk_token, *extra_special_tokens])
+    )
+    vocab = {ch: i for i, ch in enumerate(chars)}
+    for t in specials:
+        vocab.setdefault(t, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk_token))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # every code point
+    tok.decoder = decoders.Fuse()  # join without spaces
+    extra = [t for t in specials if t not in (eos_token, pad_token, unk_token)]
+    return _wrap(tok, eos_token, pad_token, extra, model_max_length, unk_token=unk_token)
+
+
+def _gpt2_files(path: Path) -> tuple[Path, Path] | None:
+    for vocab, merges in (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe")):
+        if (path / vocab).is_file() and (path / merges).is_file():
+            return path / vocab, path / merges
+    return None
+
+
+def load_gpt2_tokenizer(
+    name_or_path: str | os.PathLike = "openai-community/gpt2",
+    pad_token: str | None = PAD_TOKEN,
+    model_max_length: int = 1024,
+) -> PreTrainedTokenizerFast:
+    """GPT-2's byte-level BPE from local vocab/merges files (vocab.json + merges.txt, or OpenAI's
+    encoder.json + vocab.bpe) or from a Hub id. A distinct ``pad_token`` is added (id 50257) unless None;
+    resize the model's embeddings to ``len(tokenizer)`` when you keep it."""
+    path = Path(name_or_path)
+    files = _gpt2_files(path) if path.is_dir() else None
+    if files:
+        vocab = json.loads(files[0].read_text(encoding="utf-8"))
+        lines = files[1].read_text(encoding="utf-8").splitlines()
+        merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+        tok = GPT2Tokenizer(
+            vocab=vocab,
+            merges=merges,
+            model_max_length=model_max_length,
+            chat_template=CHAT_TEMPLATE,
+            clean_up_tokenization_spaces=False,
+        )
+        tok.name_or_path = str(path)
+    elif path.exists() or str(name_or_path).startswith((".", "/")):
+        if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            raise FileNotFoundError(
+                f"tokenizer {str(name_or_path)!r}: no vocab.json+merges.txt, encoder.json+vocab.bpe or "
+                "tokenizer.json there; pass a directory holding one of them, or a Hub id"
+            )
+        tok = AutoTokenizer.from_pretrained(str(path))
+    else:
+        tok = AutoTokenizer.from_pretrained(str(name_or_path), model_max_length=model_max_length)
+    if pad_token is not None and tok.pad_token is None:
+        _check_special_tokens(tok.eos_token, pad_token)
+        tok.add_special_tokens({"pad_token": pad_token})
+    if tok.chat_template is None:
+        tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def load_tokenizer(
+    name_or_path: str | os.PathLike, model_max_length: int | None = None
+) -> PreTrainedTokenizerFast:
+    """Load a saved tokenizer directory, a GPT-2 vocab/merges directory or a Hub id."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "tokenizer.json").is_file():
+        tok = AutoTokenizer.from_pretrained(str(path))
+    else:
+        tok = load_gpt2_tokenizer(name_or_path, model_max_length=model_max_length or 1024)
+    if model_max_length is not None:
+        tok.model_max_length = model_max_length
+    return tok
+
+
+def bytes_per_token(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> float:
+    """Compression on ``texts``: UTF-8 bytes per token (higher is better; special tokens not added)."""
+    backend = tokenizer.backend_tokenizer
+    n_bytes = n_tokens = 0
+    for batch in _batches(texts, batch_size):
+        n_bytes += sum(len(t.encode("utf-8")) for t in batch)
+        n_tokens += sum(len(e.ids) for e in backend.encode_batch_fast(batch, add_special_tokens=False))
+    if n_tokens == 0:
+        raise ValueError(
+            "bytes_per_token: the held-out text is empty; give it at least one non-empty document"
+        )
+    return n_bytes / n_tokens
+
+
+def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch = []
+    for t in texts:
+        batch.append(t)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def save_tokenizer(tokenizer, output_dir: str | os.PathLike) -> Path:
+    """``save_pretrained`` into a temp dir beside ``output_dir``, then rename: never half-written."""
+    out = Path(output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tokenizer.save_pretrained(tmp)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Atomically move directory ``src`` to ``dst``, replacing an existing ``dst``."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_tokenizer(tok_args: TokenizerArguments, data_args=None):
+    """Load ``tok_args.tokenizer_name_or_path``, or train one (BPE or char-level) on ``data_args``' source.
+
+    Returns (tokenizer, bytes per token on held-out documents or None when there is no data).
+    Held-out documents are the seeded validation split of the data pipeline, so they never hold a
+    duplicate of a training document.
+    """
+    from hfpipe.data import clean_dataset, load_text_dataset, split_dataset
+
+    if tok_args.tokenizer_name_or_path is None and (data_args is None or not data_args.dataset_name):
+        raise ValueError(
+            "no tokenizer to load and no data to train one: set tokenizer_name_or_path or dataset_name"
+        )
+    if data_args is None or not data_args.dataset_name:
+        return load_tokenizer(tok_args.tokenizer_name_or_path, tok_args.model_max_length), None
+    d = data_args
+    ds = load_text_dataset(d.dataset_name, d.text_column, d.streaming, d.dataset_split, d.dataset_config_name,
+                           d.column_names, d.sample_by)  # fmt: skip
+    ds, _ = clean_dataset(ds, d.normalize, d.min_chars, d.max_chars, d.dedup, d.near_dedup, d.near_dedup_threshold,
+                          d.preprocessing_num_workers, source=d.dataset_name)  # fmt: skip
+    train, heldout = split_dataset(
+        ds, d.validation_split_percentage, d.split_seed, d.preprocessing_num_workers
+    )
+    texts = lambda split: (t for b in split.iter(batch_size=1000) for t in b["text"])  # noqa: E731
+    heldout_texts = list(texts(heldout))
+    train_texts = texts(train)
+    if not heldout_texts and d.validation_split_percentage > 0 and not d.streaming:
+        # one long document (e.g. a single .txt file): hold out its tail instead
+        docs = list(texts(train))
+        cut = int(len(docs[-1]) * (1 - d.validation_split_percentage / 100))
+        heldout_texts, train_texts = [docs[-1][cut:]], [*docs[:-1], docs[-1][:cut]]
+    if tok_args.tokenizer_name_or_path:
+        tok = load_tokenizer(tok_args.tokenizer_name_or_path, tok_args.model_max_length)
+    elif tok_args.char_level:
+        tok = build_char_tokenizer(train_texts, tok_args.end_of_text_token, tok_args.padding_token,
+                                   extra_special_tokens=tok_args.extra_special_tokens,
+                                   model_max_length=tok_args.model_max_length)  # fmt: skip
+    else:
+        tok = train_bpe_tokenizer(train_texts, tok_args.vocab_size, tok_args.min_frequency, tok_args.end_of_text_token,
+                                  tok_args.padding_token, tok_args.extra_special_tokens, tok_args.model_max_length)  # fmt: skip
+    bpt = bytes_per_token(tok, heldout_texts) if any(heldout_texts) else None
+    if bpt is not None:
+        logger.info("held-out compression: %.3f bytes/token over %d documents", bpt, len(heldout_texts))
+    return tok, bpt

@@ -1,0 +1,1 @@
+"""Pretraining on transformers' Trainer: arguments, callbacks, checkpoints, throughput and plots."""

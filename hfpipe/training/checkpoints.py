@@ -1,0 +1,96 @@
+"""Finding, checking and safely resuming Trainer checkpoints.
+
+Trainer writes ``trainer_state.json`` last, so a checkpoint without a readable one was interrupted
+mid-save (a crash or a full disk): it is set aside, never resumed from. A checkpoint that claims to be
+complete but whose weights do not load is corrupt: that is an error, not a silent restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+from safetensors import safe_open
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# Fields that change the shape of the network: a checkpoint with other values belongs to another model.
+ARCHITECTURE_KEYS = ("model_type", "vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "ff_mult", "qkv_bias")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from."""
+
+
+def _trainer_state_ok(ckpt: Path) -> bool:
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """``checkpoint-N`` directories under ``output_dir``, newest (highest N) first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def verify_checkpoint(ckpt: str | Path) -> None:
+    """Raise ``CheckpointError`` naming the problem if ``ckpt`` cannot be resumed from."""
+    ckpt = Path(ckpt)
+    if not _trainer_state_ok(ckpt):
+        raise CheckpointError(f"checkpoint {ckpt} has no readable trainer_state.json: it was not completely written")
+    weights = sorted(ckpt.glob("*.safetensors"))
+    if not weights:
+        raise CheckpointError(f"checkpoint {ckpt} has no *.safetensors weights; delete it to resume from an earlier one")
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_slice(key)
+        except Exception as err:  # safetensors raises several types for damaged files
+            raise CheckpointError(
+                f"checkpoint {ckpt} is corrupt ({file.name}: {err}); delete it to resume from an earlier "
+                "checkpoint, or start over in a new output_dir"
+            ) from None
+    try:
+        json.loads((ckpt / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {ckpt} has no readable config.json ({err})") from None
+
+
+def check_same_architecture(ckpt: str | Path, config) -> None:
+    """Raise ``CheckpointError`` if ``ckpt`` was saved for a model whose shape differs from ``config``."""
+    saved = json.loads((Path(ckpt) / "config.json").read_text())
+    ours = config.to_dict()
+    diff = {k: (saved.get(k), ours.get(k)) for k in ARCHITECTURE_KEYS if saved.get(k) != ours.get(k)}
+    if diff:
+        details = ", ".join(f"{k}: checkpoint {a!r} vs this run {b!r}" for k, (a, b) in diff.items())
+        raise CheckpointError(
+            f"{Path(ckpt).parent} holds another run's checkpoint ({Path(ckpt).name}) of a different model "
+            f"({details}); use a new output_dir, or delete that run to start over"
+        )
+
+
+def find_resume_checkpoint(output_dir: str | Path, config, is_main_process: bool = True) -> Path | None:
+    """The newest complete checkpoint in ``output_dir`` (checked against ``config``), or None to start fresh.
+
+    Interrupted checkpoints (no readable trainer_state.json) are renamed ``*.incomplete`` by the main process.
+    """
+    for ckpt in list_checkpoints(output_dir):
+        if not _trainer_state_ok(ckpt):
+            logger.warning("skipping %s: it was interrupted while being saved", ckpt)
+            if is_main_process:
+                ckpt.rename(ckpt.with_name(ckpt.name + ".incomplete"))
+            continue
+        verify_checkpoint(ckpt)
+        check_same_architecture(ckpt, config)
+        return ckpt
+    return None

@@ -1,0 +1,328 @@
+"""GPTModel / GPTForCausalLM / GPTForSequenceClassification on tiny random weights (no Hub access)."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
+from transformers.modeling_outputs import BaseModelOutputWithPast
+
+import hfpipe
+from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification, GPTModel, GPTPreTrainedModel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_classes_importable_from_hfpipe():
+    for name in (
+        "GPTConfig",
+        "GPTModel",
+        "GPTForCausalLM",
+        "GPTForSequenceClassification",
+        "GPTPreTrainedModel",
+    ):
+        assert name in hfpipe.__all__ and getattr(hfpipe, name) is not None
+    assert issubclass(GPTForCausalLM, GPTPreTrainedModel)
+
+
+def test_import_registers_auto_classes(tiny_config):
+    assert isinstance(AutoConfig.for_model("hfpipe_gpt", emb_dim=32, n_heads=2), GPTConfig)
+    assert type(AutoModel.from_config(tiny_config)) is GPTModel
+    assert type(AutoModelForCausalLM.from_config(tiny_config)) is GPTForCausalLM
+    assert type(AutoModelForSequenceClassification.from_config(tiny_config)) is GPTForSequenceClassification
+
+
+def test_backbone_returns_base_model_output_with_past(tiny_config):
+    model = GPTModel(tiny_config).eval()
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 7))
+    out = model(ids, output_hidden_states=True)
+    assert isinstance(out, BaseModelOutputWithPast)
+    assert out.last_hidden_state.shape == (2, 7, tiny_config.emb_dim)
+    assert out.past_key_values.get_seq_length() == 7
+    assert len(out.hidden_states) == tiny_config.n_layers + 1
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
+    as_tuple = model(ids, use_cache=False, return_dict=False)
+    assert isinstance(as_tuple, tuple) and torch.allclose(as_tuple[0], out.last_hidden_state)
+
+
+def test_causal_lm_logits_and_loss(tiny_model, tiny_config):
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 9))
+    out = tiny_model(ids, labels=ids)
+    assert out.logits.shape == (2, 9, tiny_config.vocab_size)
+    expected = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, tiny_config.vocab_size), ids[:, 1:].flatten()
+    )
+    torch.testing.assert_close(out.loss, expected)
+    assert abs(out.loss.item() - math.log(tiny_config.vocab_size)) < 0.5  # near-uniform at initialisation
+    assert tiny_model(ids, logits_to_keep=1).logits.shape == (2, 1, tiny_config.vocab_size)
+
+
+def test_inputs_embeds_equals_input_ids(tiny_model, tiny_config):
+    ids = torch.randint(0, tiny_config.vocab_size, (1, 6))
+    embeds = tiny_model.get_input_embeddings()(ids)
+    torch.testing.assert_close(tiny_model(inputs_embeds=embeds).logits, tiny_model(ids).logits)
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        tiny_model(ids, inputs_embeds=embeds)
+
+
+def test_sdpa_is_default_and_matches_eager(tiny_config):
+    torch.manual_seed(0)
+    model = GPTForCausalLM(tiny_config).eval()
+    assert model.config._attn_implementation == "sdpa"
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # left padding exercises the padding mask too
+    sdpa = model(ids, attention_mask=mask).logits
+    eager_model = GPTForCausalLM._from_config(tiny_config, attn_implementation="eager").eval()
+    eager_model.load_state_dict(model.state_dict())
+    assert eager_model.config._attn_implementation == "eager"
+    eager = eager_model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(sdpa[0, 4:], eager[0, 4:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sdpa[1], eager[1], atol=1e-5, rtol=1e-5)
+
+
+def test_eager_attention_weights_are_causal(tiny_config):
+    model = GPTModel._from_config(tiny_config, attn_implementation="eager").eval()
+    out = model(torch.randint(0, tiny_config.vocab_size, (1, 5)), output_attentions=True)
+    assert len(out.attentions) == tiny_config.n_layers
+    weights = out.attentions[0]
+    assert weights.shape == (1, tiny_config.n_heads, 5, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, tiny_config.n_heads, 5))
+    assert torch.all(weights.triu(diagonal=1) == 0)
+
+
+def test_kv_cache_incremental_forward_matches_full(tiny_model, tiny_config):
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 10))
+    full = tiny_model(ids, use_cache=False).logits
+    first = tiny_model(ids[:, :6], use_cache=True)
+    cache = first.past_key_values
+    logits = [first.logits]
+    for t in range(6, 10):
+        step = tiny_model(ids[:, t : t + 1], past_key_values=cache, use_cache=True)
+        logits.append(step.logits)
+    assert cache.get_seq_length() == 10
+    torch.testing.assert_close(torch.cat(logits, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_longer_than_context_raises(tiny_model):
+    with pytest.raises(ValueError, match="longer than the model's context_length"):
+        tiny_model(torch.zeros(1, 65, dtype=torch.long))
+    cache = tiny_model(torch.zeros(1, 60, dtype=torch.long), use_cache=True).past_key_values
+    with pytest.raises(ValueError, match="65 tokens is longer"):
+        tiny_model(torch.zeros(1, 5, dtype=torch.long), past_key_values=cache)
+
+
+def test_gradient_checkpointing_matches_and_recomputes(tiny_config):
+    torch.manual_seed(0)
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 16))
+    reference = GPTForCausalLM(tiny_config).train()
+    checkpointed = GPTForCausalLM(tiny_config).train()
+    checkpointed.load_state_dict(reference.state_dict())
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.is_activation_checkpointing and not reference.is_activation_checkpointing
+
+    calls = []
+    checkpointed.model.blocks[0].ff.register_forward_pre_hook(lambda *args: calls.append(1))
+    results = []
+    for model in (reference, checkpointed):
+        out = model(ids, labels=ids, use_cache=True)
+        assert out.past_key_values is None or model is reference
+        out.loss.backward()
+        results.append((out.loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    assert len(calls) == 2  # the block ran again during backward: activations were recomputed
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_no_split_modules(tiny_model):
+    assert set(tiny_model._no_split_modules) == {"GPTBlock"}
+    assert type(tiny_model.model.blocks[0]).__name__ == "GPTBlock"
+
+
+def test_gpt2_initialisation():
+    config = GPTConfig.from_preset("tiny", emb_dim=256, n_layers=8, n_heads=4)
+    torch.manual_seed(0)
+    model = GPTForCausalLM(config)
+    scaled = 0.02 / math.sqrt(2 * config.n_layers)
+    for block in model.model.blocks:
+        for proj in (block.att.out_proj, block.ff.fc2):
+            assert proj.weight.std().item() == pytest.approx(scaled, rel=0.03)
+            assert proj.weight.mean().abs().item() < 1e-3 and torch.all(proj.bias == 0)
+        for linear in (block.att.qkv, block.ff.fc1):
+            assert linear.weight.std().item() == pytest.approx(0.02, rel=0.03)
+        assert torch.all(block.norm1.weight == 1) and torch.all(block.norm1.bias == 0)
+    for weight in (model.model.tok_emb.weight, model.model.pos_emb.weight, model.lm_head.weight):
+        assert weight.std().item() == pytest.approx(0.02, rel=0.03)
+
+
+def test_weights_untied_by_default(tiny_model):
+    assert tiny_model.lm_head.weight.data_ptr() != tiny_model.model.tok_emb.weight.data_ptr()
+
+
+def test_weight_tying_survives_save_and_load(tmp_path, tiny_config):
+    tiny_config.tie_word_embeddings = True
+    model = GPTForCausalLM(tiny_config)
+    assert model.lm_head.weight is model.model.tok_emb.weight
+    untied_count = sum(p.numel() for p in GPTForCausalLM(GPTConfig.from_preset("tiny")).parameters())
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == untied_count - tiny_config.vocab_size * tiny_config.emb_dim
+    )
+
+    model.save_pretrained(tmp_path)
+    loaded = GPTForCausalLM.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight is loaded.model.tok_emb.weight
+    torch.testing.assert_close(loaded.lm_head.weight, model.lm_head.weight)
+    with torch.no_grad():
+        loaded.model.tok_emb.weight[0, 0] += 1.0
+    assert loaded.lm_head.weight[0, 0] == loaded.model.tok_emb.weight[0, 0]
+
+
+def test_save_pretrained_writes_safetensors_auto_map_and_code(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "modeling_gpt.py", "configuration_gpt.py"} <= files
+    assert not any(name.endswith(".bin") for name in files)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "hfpipe_gpt"
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_gpt.GPTConfig",
+        "AutoModel": "modeling_gpt.GPTModel",
+        "AutoModelForCausalLM": "modeling_gpt.GPTForCausalLM",
+        "AutoModelForSequenceClassification": "modeling_gpt.GPTForSequenceClassification",
+    }
+    state = load_file(tmp_path / "model.safetensors")
+    assert set(state) == set(tiny_model.state_dict())
+    # the shipped code imports nothing but torch, transformers and itself
+    for name in ("modeling_gpt.py", "configuration_gpt.py"):
+        imports = re.findall(r"^(?:from|import) ([\w.]+)", (tmp_path / name).read_text(), flags=re.M)
+        assert {module.split(".")[0] for module in imports} <= {
+            "torch",
+            "transformers",
+            "math",
+            "collections",
+            "",
+        }
+
+
+REMOTE_CODE_CHILD = r"""
+import importlib.util, os, sys
+repo = os.path.realpath(sys.argv[1])
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != repo]
+sys.meta_path[:] = [f for f in sys.meta_path if "editable___hfpipe" not in getattr(f, "__module__", "")]
+assert importlib.util.find_spec("hfpipe") is None, "hfpipe is still importable"
+import torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[2], trust_remote_code=True).eval()
+assert "hfpipe" not in sys.modules
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+ids = torch.load(sys.argv[3])
+with torch.no_grad():
+    logits = model(ids).logits
+generated = model.generate(ids, max_new_tokens=5, do_sample=False)
+torch.save({"logits": logits, "generated": generated, "module": type(model).__module__}, sys.argv[4])
+"""
+
+
+def test_trust_remote_code_without_hfpipe(tmp_path, tiny_model, tiny_config):
+    model_dir = tmp_path / "model"
+    tiny_model.save_pretrained(model_dir)
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 8))
+    torch.save(ids, tmp_path / "ids.pt")
+    env = {
+        **os.environ,
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": "",
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [str(REPO), str(model_dir), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")]
+    proc = subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_CHILD, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = torch.load(tmp_path / "out.pt")
+    assert out["module"].startswith("transformers_modules")
+    with torch.no_grad():
+        expected = tiny_model(ids).logits
+    torch.testing.assert_close(out["logits"], expected, atol=0, rtol=0)
+    assert torch.equal(out["generated"], tiny_model.generate(ids, max_new_tokens=5, do_sample=False))
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_sequence_classification_pools_last_real_token(tiny_config, padding_side):
+    tiny_config.num_labels = 3
+    torch.manual_seed(0)
+    model = GPTForSequenceClassification(tiny_config).eval()
+    short, long = (
+        torch.randint(2, tiny_config.vocab_size, (1, 4)),
+        torch.randint(2, tiny_config.vocab_size, (1, 7)),
+    )
+    pad = torch.full((1, 3), tiny_config.pad_token_id)
+    padded = torch.cat([pad, short], 1) if padding_side == "left" else torch.cat([short, pad], 1)
+    mask = (padded != tiny_config.pad_token_id).long()
+    batch = model(torch.cat([padded, long]), attention_mask=torch.cat([mask, torch.ones_like(long)]))
+    assert batch.logits.shape == (2, 3)
+    torch.testing.assert_close(batch.logits[0], model(short).logits[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch.logits[1], model(long).logits[0], atol=1e-5, rtol=1e-5)
+    labels = torch.tensor([0, 2])
+    loss = model(
+        torch.cat([padded, long]), attention_mask=torch.cat([mask, torch.ones_like(long)]), labels=labels
+    ).loss
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(batch.logits, labels))
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(OSError, match="no file named model.safetensors"):
+        GPTForCausalLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_weights_is_a_clear_error(tmp_path, tiny_model, damage):
+    tiny_model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not a safetensors file" * 8 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(Exception, match="deserializing header"):
+        GPTForCausalLM.from_pretrained(tmp_path)
+
+
+def test_other_model_type_is_a_clear_error(tmp_path):
+    bert = BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    )
+    bert.save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="model_type 'bert', not 'hfpipe_gpt'"):
+        GPTForCausalLM.from_pretrained(tmp_path / "bert")
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64)).save_pretrained(
+        tmp_path / "gpt2"
+    )
+    with pytest.raises(ValueError, match="model_type 'gpt2'.*load_gpt"):
+        GPTForCausalLM.from_pretrained(tmp_path / "gpt2")

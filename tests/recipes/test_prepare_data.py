@@ -1,0 +1,69 @@
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from hfpipe.data import DataArguments, build_lm_datasets
+from hfpipe.tokenization import load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_recipe(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"recipes/{name}.py")
+    mod = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_prepare_then_train_loads(shared_data, tmp_path):
+    out = tmp_path / "packed"
+    load_recipe("prepare_data").main([
+        "--config", str(ROOT / "recipes/configs/prepare_clm.yaml"),
+        "--dataset_name", str(shared_data / "sms_spam_collection.tsv"), "--column_names", "label", "text",
+        "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "64",
+        "--output_dir", str(out),
+    ])  # fmt: skip
+    meta = json.loads((out / "hfpipe_data.json").read_text())
+    assert meta["block_size"] == 64 and meta["vocab_size"] == 50258
+    steps = {s["name"]: s for s in meta["cleaning"]}
+    assert steps["exact dedup"]["docs_removed"] > 0 and steps["near dedup"]["docs_removed"] > 0
+    dsd = load_from_disk(str(out))
+    assert len(dsd["train"]) == meta["blocks"]["train"] and len(dsd["validation"][0]["input_ids"]) == 64
+    tok = load_tokenizer(shared_data / "gpt2-tokenizer")
+    again = build_lm_datasets(
+        DataArguments(packed_dataset_path=str(out), block_size=64), tok, max_context=1024
+    )
+    assert len(again["train"]) == meta["blocks"]["train"]
+    with pytest.raises(ValueError, match="more than the model's context"):
+        build_lm_datasets(DataArguments(packed_dataset_path=str(out)), tok, max_context=32)
+
+
+def test_streaming_prepare(tmp_path, shared_data):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"body": f"document number {i} " * 20}) + "\n" for i in range(100)))
+    out = tmp_path / "packed"
+    load_recipe("prepare_data").main([
+        "--dataset_name", str(corpus), "--text_column", "body", "--streaming", "true", "--near_dedup", "false",
+        "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "32", "--output_dir", str(out),
+    ])  # fmt: skip
+    dsd = load_from_disk(str(out))
+    assert len(dsd["train"]) > len(dsd["validation"]) > 0
+
+
+def test_errors_leave_nothing(tmp_path, shared_data):
+    out = tmp_path / "packed"
+    recipe = load_recipe("prepare_data")
+    tok = ["--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--output_dir", str(out)]
+    with pytest.raises(ValueError, match="block_size=2048 is larger than the model's context"):
+        recipe.main(["--dataset_name", str(shared_data / "the-verdict.txt"), "--block_size", "2048", *tok])
+    short = tmp_path / "short.txt"
+    short.write_text("hi\n")
+    with pytest.raises(ValueError, match="short.txt: no documents left after cleaning step 'length'"):
+        recipe.main(["--dataset_name", str(short), "--min_chars", "10", *tok])
+    with pytest.raises(ValueError, match="tokenizer_name_or_path"):
+        recipe.main(["--dataset_name", str(short)])
+    assert not out.exists() and not list(tmp_path.glob(".packed*"))

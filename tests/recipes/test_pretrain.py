@@ -1,0 +1,304 @@
+"""recipes/pretrain.py end to end: training, outputs, resume after SIGKILL, bad input."""
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "pretrain.py"
+
+sys.path.insert(0, str(REPO / "recipes"))
+import pretrain  # noqa: E402
+
+from hfpipe.training.checkpoints import CheckpointError  # noqa: E402
+from hfpipe.training.trainer import NonFiniteLossError  # noqa: E402
+
+WORDS = "the a cat dog sat ran on under mat log big small red blue one two three and then".split()
+
+
+def write_corpus(path: Path, n_docs: int = 300, seed: int = 0) -> Path:
+    """A small synthetic corpus with learnable structure (repeated sentence templates)."""
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        for i in range(n_docs):
+            sentences = [
+                f"the {rng.choice(WORDS)} {rng.choice(['cat', 'dog'])} sat on the {rng.choice(['mat', 'log'])}."
+                for _ in range(rng.randint(2, 5))
+            ]
+            fh.write(json.dumps({"text": f"story {i}: " + " ".join(sentences)}) + "\n")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "corpus.jsonl")
+
+
+def tiny_args(corpus: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset_name",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        "--vocab_size",
+        "300",
+        "--model_preset",
+        "tiny",
+        "--context_length",
+        "32",
+        "--emb_dim",
+        "32",
+        "--n_layers",
+        "2",
+        "--n_heads",
+        "2",
+        "--block_size",
+        "32",
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "16",
+        "--max_steps",
+        "24",
+        "--learning_rate",
+        "3e-3",
+        "--warmup_steps",
+        "2",
+        "--logging_steps",
+        "4",
+        "--eval_steps",
+        "12",
+        "--save_steps",
+        "12",
+        "--report_to",
+        "none",
+        "--peak_tflops",
+        "1",
+        "--sample_max_new_tokens",
+        "8",
+        "--sample_prompt",
+        "the cat",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "7",
+        "--bf16",
+        "false",
+        "--dataloader_num_workers",
+        "0",
+        *extra,
+    ]
+
+
+def test_pretrain_end_to_end(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    trainer = pretrain.main(tiny_args(corpus, out))
+    printed = capsys.readouterr().out
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "modeling_gpt.py",
+        "configuration_gpt.py",
+        "tokenizer.json",
+        "loss.png",
+        "README.md",
+        "all_results.json",
+    ):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gpt.GPTForCausalLM"
+    metrics = json.loads((out / "all_results.json").read_text())
+    assert metrics["eval_loss"] < math.log(300) - 1.0  # learned well beyond a uniform guess
+    assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]), rel=1e-6)
+    logged = trainer.state.log_history
+    assert any("tokens_per_second" in h and "mfu" in h for h in logged)
+    assert [h["tokens_seen"] for h in logged if "tokens_seen" in h][-1] == 24 * 8 * 32
+    assert f"model saved to {out.resolve()}" in printed and "AutoModelForCausalLM.from_pretrained" in printed
+    assert "sample: the cat" in printed
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.pad_token_id != tok.eos_token_id
+    ids = tok("the cat sat on the", return_tensors="pt")
+    torch.testing.assert_close(model(**ids).logits, trainer.model.eval()(**ids).logits)
+
+
+def test_yaml_then_cli_precedence_and_unknown_key(corpus, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("emb_dim: 48\nn_heads: 3\nlearning_rate: 0.01\n")
+    model_args, _, _, train_args = pretrain.parse_recipe_args(
+        [
+            pretrain.ModelArguments,
+            pretrain.DataArguments,
+            pretrain.TokenizerArguments,
+            pretrain.PretrainConfig,
+        ],
+        ["--config", str(cfg), "--output_dir", str(tmp_path), "--learning_rate", "0.002"],
+    )
+    assert model_args.emb_dim == 48 and model_args.n_heads == 3
+    assert train_args.learning_rate == 0.002  # CLI beats YAML
+    assert model_args.n_layers is None  # default kept
+    cfg.write_text("emb_dims: 48\n")
+    with pytest.raises(ValueError, match="emb_dims.*did you mean 'emb_dim'"):
+        pretrain.main(["--config", str(cfg), "--output_dir", str(tmp_path)])
+
+
+def _final_loss(out: Path) -> float:
+    return json.loads((out / "all_results.json").read_text())["eval_loss"]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path, caplog):
+    args = ["--max_steps", "40", "--save_steps", "10", "--eval_steps", "40", "--save_total_limit", "5"]
+    straight = tmp_path / "straight"
+    pretrain.main(tiny_args(corpus, straight, *args))
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, str(RECIPE), *tiny_args(corpus, killed, *args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (killed / "checkpoint-20" / "trainer_state.json").is_file():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint-20 within 240 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()  # it really died mid-run
+
+    caplog.set_level(logging.INFO, logger="hfpipe.pretrain")
+    trainer = pretrain.main(tiny_args(corpus, killed, *args))  # resumes on its own
+    assert trainer.state.global_step == 40
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
+    assert resumed and resumed[0].endswith(("checkpoint-20", "checkpoint-30"))  # it did not start over
+    assert _final_loss(killed) == pytest.approx(_final_loss(straight), abs=1e-5)
+    a, b = load_file(killed / "model.safetensors"), load_file(straight / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+def test_incomplete_checkpoint_is_skipped_and_corrupt_one_is_an_error(corpus, tmp_path):
+    out = tmp_path / "run"
+    pretrain.main(tiny_args(corpus, out, "--max_steps", "12", "--save_steps", "6", "--eval_steps", "12"))
+    # A save interrupted by a crash or a full disk: no trainer_state.json, or a truncated one.
+    half = out / "checkpoint-999"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 10)
+    (half / "trainer_state.json").write_text('{"global_step": 9')
+    trainer = pretrain.main(
+        tiny_args(corpus, out, "--max_steps", "18", "--save_steps", "6", "--eval_steps", "18")
+    )
+    assert trainer.state.global_step == 18
+    assert (out / "checkpoint-999.incomplete").is_dir()
+    # A checkpoint that claims to be complete but whose weights are damaged.
+    last = out / "checkpoint-18"
+    data = (last / "model.safetensors").read_bytes()
+    (last / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="checkpoint-18 is corrupt"):
+        pretrain.main(tiny_args(corpus, out, "--max_steps", "24"))
+
+
+def test_other_models_checkpoint_in_output_dir_is_an_error(corpus, tmp_path):
+    out = tmp_path / "run"
+    pretrain.main(tiny_args(corpus, out, "--max_steps", "6", "--save_steps", "6", "--eval_steps", "6"))
+    with pytest.raises(CheckpointError, match="different model.*emb_dim: checkpoint 32 vs this run 64"):
+        pretrain.main(tiny_args(corpus, out, "--emb_dim", "64", "--max_steps", "12"))
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(corpus, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="training loss became (nan|inf)"):
+        pretrain.main(
+            tiny_args(
+                corpus,
+                out,
+                "--learning_rate",
+                "1e12",
+                "--max_grad_norm",
+                "0",
+                "--warmup_steps",
+                "0",
+                "--save_steps",
+                "1",
+                "--max_steps",
+                "30",
+            )
+        )
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert checkpoints, "the checkpoints before the NaN must be kept"
+    state = load_file(checkpoints[-1] / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in state.values())
+
+
+def test_dataset_too_small_and_empty_validation_are_errors(tmp_path):
+    small = write_corpus(tmp_path / "small.jsonl", n_docs=3)
+    with pytest.raises(ValueError, match="fewer than one batch|too few"):
+        pretrain.main(tiny_args(small, tmp_path / "a", "--per_device_train_batch_size", "64"))
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    with pytest.raises(ValueError, match="validation set has 0 blocks"):
+        pretrain.main(tiny_args(corpus, tmp_path / "b", "--validation_split_percentage", "0"))
+
+
+def test_continual_pretraining_from_gpt2_checkpoint(corpus, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    texts = [json.loads(line)["text"] for line in corpus.read_text().splitlines()]
+    tok = train_bpe_tokenizer(texts, vocab_size=300)
+    gpt2_dir = tmp_path / "gpt2"
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=32, n_layer=2, n_head=2)
+    ).save_pretrained(gpt2_dir)
+    tok.save_pretrained(gpt2_dir)
+    out = tmp_path / "continued"
+    trainer = pretrain.main(
+        tiny_args(corpus, out, "--model_name_or_path", str(gpt2_dir), "--max_steps", "12")
+    )
+    assert trainer.model.config.model_type == "hfpipe_gpt" and trainer.model.config.qkv_bias
+    assert json.loads((out / "all_results.json").read_text())["eval_loss"] < math.log(len(tok))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo launch tested on linux")
+def test_two_process_cpu_launch_trains_the_same_model_on_both_ranks(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    script = tmp_path / "launch_and_digest.py"
+    script.write_text(
+        "import hashlib, os, sys\n"
+        f"sys.path.insert(0, {str(REPO / 'recipes')!r})\n"
+        "import pretrain\n"
+        "trainer = pretrain.main(sys.argv[1:])\n"
+        "h = hashlib.sha256()\n"
+        "for k, v in sorted(trainer.model.state_dict().items()):\n"
+        "    h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes())\n"
+        "rank = os.environ['RANK']\n"
+        "open(os.path.join(sys.argv[sys.argv.index('--output_dir') + 1], f'digest-{rank}.txt'), 'w').write(\n"
+        "    f'{trainer.args.world_size} {trainer.state.global_step} {h.hexdigest()}')\n"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "accelerate_configs" / "cpu.yaml"),
+        "--main_process_port",
+        "29517",
+        str(script),
+        *tiny_args(corpus, out, "--max_steps", "8", "--eval_steps", "8", "--save_steps", "8"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    d0, d1 = (out / "digest-0.txt").read_text(), (out / "digest-1.txt").read_text()
+    assert d0 == d1 and d0.startswith("2 8 ")  # 2 ranks, 8 steps, identical weights
+    assert (out / "model.safetensors").is_file()

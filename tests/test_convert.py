@@ -1,0 +1,209 @@
+"""GPT-2 <-> hfpipe GPT conversion, parameter counts, load_gpt and convert_checkpoint on tiny local models."""
+
+import json
+import logging
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+
+from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+from hfpipe.convert import (
+    convert_checkpoint,
+    gpt2_to_gpt,
+    gpt_config_to_gpt2,
+    gpt_to_gpt2,
+    load_gpt,
+    save_atomically,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models only lose to thread synchronisation on a busy 2-core machine: use one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
+
+
+def tiny_gpt2(tie: bool = True, activation: str = "gelu_new") -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=128, n_positions=32, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tie,
+        activation_function=activation, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():  # random, non-trivial LayerNorm and bias values
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or ".ln_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("activation", ["gelu_new", "gelu"])
+def test_gpt2_to_gpt_same_logits_and_parameters(tie, activation):
+    gpt2 = tiny_gpt2(tie, activation)
+    gpt = gpt2_to_gpt(gpt2)
+    assert isinstance(gpt, GPTForCausalLM) and gpt.config.qkv_bias and gpt.config.tie_word_embeddings == tie
+    assert (gpt.lm_head.weight is gpt.model.tok_emb.weight) == tie
+    assert n_params(gpt) == n_params(gpt2)
+    ids = torch.randint(0, 128, (2, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(gpt(ids).logits, gpt2(ids).logits, atol=1e-4, rtol=1e-4)
+    greedy = {"max_new_tokens": 8, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
+    assert torch.equal(gpt.generate(ids, **greedy), gpt2.generate(ids, **greedy))
+
+
+@pytest.mark.parametrize("qkv_bias", [True, False])
+@pytest.mark.parametrize("tie", [True, False])
+def test_gpt_to_gpt2_same_logits(qkv_bias, tie):
+    torch.manual_seed(0)
+    gpt = GPTForCausalLM(GPTConfig.from_preset("tiny", qkv_bias=qkv_bias, tie_word_embeddings=tie)).eval()
+    gpt2 = gpt_to_gpt2(gpt)
+    assert isinstance(gpt2, GPT2LMHeadModel)
+    # GPT-2 always has a QKV bias (left at zero when ours has none)
+    extra_bias = 0 if qkv_bias else 3 * gpt.config.emb_dim * gpt.config.n_layers
+    assert n_params(gpt2) == n_params(gpt) + extra_bias
+    ids = torch.randint(0, gpt.config.vocab_size, (2, 30))
+    with torch.no_grad():
+        torch.testing.assert_close(gpt2(ids).logits, gpt(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_roundtrip_is_exact():
+    gpt2 = tiny_gpt2(tie=False)
+    back = gpt_to_gpt2(gpt2_to_gpt(gpt2))
+    original = gpt2.state_dict()
+    for name, tensor in back.state_dict().items():
+        assert torch.equal(tensor, original[name]), name
+
+
+def test_gpt2_small_preset_parameter_counts():
+    with torch.device("meta"):
+        untied = GPTForCausalLM(
+            GPTConfig.from_preset("gpt2-small", qkv_bias=False, tie_word_embeddings=False)
+        )
+        tied = GPTForCausalLM(GPTConfig.from_preset("gpt2-small", qkv_bias=False, tie_word_embeddings=True))
+    assert n_params(untied) == 163_009_536
+    assert n_params(tied) == 124_412_160
+
+
+@pytest.mark.parametrize("preset", ["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"])
+def test_presets_match_gpt2_parameter_counts(preset):
+    config = GPTConfig.from_preset(preset, qkv_bias=True, tie_word_embeddings=True)
+    with torch.device("meta"):
+        ours, theirs = GPTForCausalLM(config), GPT2LMHeadModel(gpt_config_to_gpt2(config))
+    assert n_params(ours) == n_params(theirs)
+    expected = {"gpt2-small": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080}
+    assert n_params(ours) == {**expected, "gpt2-xl": 1_557_611_200}[preset]
+
+
+# --- load_gpt -----------------------------------------------------------------------------------------------
+
+
+def test_load_gpt_from_gpt2_and_hfpipe_dirs(tmp_path):
+    gpt2 = tiny_gpt2()
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    ids = torch.randint(0, 128, (1, 12))
+    with torch.no_grad():
+        expected = gpt2(ids).logits
+        from_gpt2 = load_gpt(str(tmp_path / "gpt2"))
+        assert isinstance(from_gpt2, GPTForCausalLM)
+        torch.testing.assert_close(from_gpt2(ids).logits, expected, atol=1e-4, rtol=1e-4)
+        from_gpt2.save_pretrained(tmp_path / "ours")
+        torch.testing.assert_close(
+            load_gpt(str(tmp_path / "ours"))(ids).logits, expected, atol=1e-4, rtol=1e-4
+        )
+
+
+@pytest.mark.parametrize("source", ["gpt2", "ours"])
+def test_load_gpt_classification_keeps_backbone(tmp_path, source):
+    gpt2 = tiny_gpt2()
+    if source == "gpt2":
+        gpt2.save_pretrained(tmp_path)
+    else:
+        gpt2_to_gpt(gpt2).save_pretrained(tmp_path)
+    classifier = load_gpt(str(tmp_path), task="classification", num_labels=2)
+    assert isinstance(classifier, GPTForSequenceClassification) and classifier.config.num_labels == 2
+    torch.testing.assert_close(classifier.model.tok_emb.weight, gpt2.transformer.wte.weight)
+    torch.testing.assert_close(
+        classifier.model.blocks[1].att.qkv.weight, gpt2.transformer.h[1].attn.c_attn.weight.t()
+    )
+
+
+def test_load_gpt_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="task must be"):
+        load_gpt(str(tmp_path), task="translation")
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        load_gpt(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON.*corrupt"):
+        load_gpt(str(tmp_path))
+    bert = BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    )
+    bert.save_pretrained(tmp_path / "bert")
+    with pytest.raises(ValueError, match="is a 'bert' model; hfpipe loads only"):
+        load_gpt(str(tmp_path / "bert"))
+
+
+@pytest.mark.parametrize("kind", ["ours", "gpt2"])
+def test_load_gpt_missing_or_corrupt_weights(tmp_path, kind):
+    model = tiny_gpt2() if kind == "gpt2" else GPTForCausalLM(GPTConfig.from_preset("tiny"))
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load_gpt(str(tmp_path))
+    weights.unlink()
+    with pytest.raises(OSError, match="no file named model.safetensors"):
+        load_gpt(str(tmp_path))
+
+
+# --- convert_checkpoint / save_atomically ---------------------------------------------------------------
+
+
+def test_convert_checkpoint_both_directions_without_tokenizer(tmp_path, caplog):
+    gpt2 = tiny_gpt2()
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    with caplog.at_level(logging.WARNING, logger="hfpipe.convert"):
+        out = convert_checkpoint(str(tmp_path / "gpt2"), str(tmp_path / "ours"))
+    assert "no tokenizer found" in caplog.text
+    assert json.loads((out / "config.json").read_text())["model_type"] == "hfpipe_gpt"
+    back = convert_checkpoint(str(out), str(tmp_path / "back"), direction="to_gpt2")
+    ids = torch.randint(0, 128, (1, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(GPT2LMHeadModel.from_pretrained(back)(ids).logits, gpt2(ids).logits)
+    with pytest.raises(ValueError, match="not a GPT-2 checkpoint"):
+        convert_checkpoint(str(out), str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="not an hfpipe GPT checkpoint"):
+        convert_checkpoint(str(tmp_path / "gpt2"), str(tmp_path / "x"), direction="to_gpt2")
+    with pytest.raises(ValueError, match="direction must be"):
+        convert_checkpoint(str(tmp_path / "gpt2"), str(tmp_path / "x"), direction="sideways")
+    assert not (tmp_path / "x").exists()
+
+
+def test_save_atomically_replaces_or_leaves_nothing(tmp_path):
+    target = tmp_path / "out"
+
+    def write(content):
+        def save(tmp):
+            (tmp / "file.txt").write_text(content)
+            if content == "boom":
+                raise RuntimeError("disk full")
+
+        return save
+
+    save_atomically(write("one"), target)
+    save_atomically(write("two"), target)
+    assert (target / "file.txt").read_text() == "two"
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_atomically(write("boom"), target)
+    assert (target / "file.txt").read_text() == "two"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary directories left behind
