@@ -107,9 +107,8 @@ def test_single_document_splits_by_blocks(shared_data):
     )
     assert (len(dsd["train"]), len(dsd["validation"])) == (18, 2)  # 5,146 tokens with eos -> 20 blocks
     with pytest.raises(ValueError, match="too few for training and validation"):
-        build_lm_datasets(
-            DataArguments(dataset_name=str(shared_data / "the-verdict.txt"), block_size=4000), tok
-        )
+        big = DataArguments(dataset_name=str(shared_data / "the-verdict.txt"), block_size=4000)
+        build_lm_datasets(big, tok, max_context=8192)
 
 
 def test_streaming_build(tmp_path):
