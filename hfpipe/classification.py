@@ -202,6 +202,9 @@ def tokenize_splits(
 
     out, truncated = DatasetDict(), {}
     for name, part in splits.items():
+        if not len(part):  # e.g. no validation split
+            out[name], truncated[name] = part, 0
+            continue
         part = part.map(encode, batched=True, remove_columns=["text"], desc=f"tokenizing {name}")
         n_tokens = np.asarray(part["n_tokens"], dtype=np.int64)
         truncated[name] = int((n_tokens > max_length).sum())

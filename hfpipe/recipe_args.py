@@ -29,13 +29,17 @@ def _check_yaml(path: str, known: set[str]) -> None:
         with open(path) as fh:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} does not exist; pass an existing YAML file to --config") from None
+        raise ConfigError(
+            f"config file {path!r} does not exist; pass an existing YAML file to --config"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path!r} is not valid YAML: {err}") from None
     if data is None:
         return
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path!r} must hold a YAML mapping of flat keys, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path!r} must hold a YAML mapping of flat keys, got {type(data).__name__}"
+        )
     unknown = [k for k in data if k not in known and k != "env"]
     if unknown:
         hints = []

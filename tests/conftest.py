@@ -21,6 +21,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if os.environ.get("CI"):
-            pytest.fail(f"reference data missing at {SHARED_DATA}; CI must run with ../shared beside the repo")
+            pytest.fail(
+                f"reference data missing at {SHARED_DATA}; CI must run with ../shared beside the repo"
+            )
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA

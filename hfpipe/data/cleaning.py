@@ -94,13 +94,14 @@ def minhash_signatures(texts: list[str], num_perm: int = 128) -> list[np.ndarray
     ]
 
 
-def _near_dup_keep(signatures, threshold: float, num_perm: int) -> list[int]:
+def _near_dup_keep(signatures, lookup, threshold: float, num_perm: int) -> list[int]:
     """Indices to keep: the first document of each group of near duplicates."""
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     keep = []
     for i, hv in enumerate(signatures):
         m = LeanMinHash(seed=1, hashvalues=hv, scheme=SCHEME)
-        if not lsh.query(m):
+        # LSH banding returns candidates; confirm with the estimated Jaccard similarity
+        if not any(np.mean(lookup(c) == hv) >= threshold for c in lsh.query(m)):
             lsh.insert(i, m, check_duplication=False)
             keep.append(i)
     return keep
@@ -188,7 +189,8 @@ def clean_dataset(
             **_desc(kw, "minhash"),
         )
         rows = (row for b in sigs.with_format("numpy").iter(batch_size=10_000) for row in b["sig"])
-        keep = _near_dup_keep(rows, near_dedup_threshold, num_perm)
+        table = sigs.with_format("numpy")
+        keep = _near_dup_keep(rows, lambda i: table[int(i)]["sig"], near_dedup_threshold, num_perm)
         ds = record("near dedup", ds.select(keep) if len(keep) < len(ds) else ds)
     if not streaming:
         logger.info("cleaning report for %s:\n%s", source, format_report(steps))

@@ -18,7 +18,16 @@ logger = logging.getLogger(__name__)
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Fields that change the shape of the network: a checkpoint with other values belongs to another model.
-ARCHITECTURE_KEYS = ("model_type", "vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "ff_mult", "qkv_bias")
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "vocab_size",
+    "context_length",
+    "emb_dim",
+    "n_heads",
+    "n_layers",
+    "ff_mult",
+    "qkv_bias",
+)
 
 
 class CheckpointError(RuntimeError):
@@ -38,7 +47,9 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))]
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))
+    ]
     return [p for _, p in sorted(found, reverse=True)]
 
 
@@ -46,10 +57,14 @@ def verify_checkpoint(ckpt: str | Path) -> None:
     """Raise ``CheckpointError`` naming the problem if ``ckpt`` cannot be resumed from."""
     ckpt = Path(ckpt)
     if not _trainer_state_ok(ckpt):
-        raise CheckpointError(f"checkpoint {ckpt} has no readable trainer_state.json: it was not completely written")
+        raise CheckpointError(
+            f"checkpoint {ckpt} has no readable trainer_state.json: it was not completely written"
+        )
     weights = sorted(ckpt.glob("*.safetensors"))
     if not weights:
-        raise CheckpointError(f"checkpoint {ckpt} has no *.safetensors weights; delete it to resume from an earlier one")
+        raise CheckpointError(
+            f"checkpoint {ckpt} has no *.safetensors weights; delete it to resume from an earlier one"
+        )
     for file in weights:
         try:
             with safe_open(str(file), framework="pt") as fh:

@@ -42,16 +42,36 @@ not be installed. Sample continuation at the end of training:
 """
 
 
-def write_model_card(out: str | Path, model, *, dataset: str, tokens_seen: int, steps: int, metrics: dict,
-                     prompt: str, sample: str, repo: str | None = None) -> Path:
+def write_model_card(
+    out: str | Path,
+    model,
+    *,
+    dataset: str,
+    tokens_seen: int,
+    steps: int,
+    metrics: dict,
+    prompt: str,
+    sample: str,
+    repo: str | None = None,
+) -> Path:
     """Write ``README.md`` (the Hub model card) describing the model, its data and its results."""
     c = model.config
     fmt = lambda key: f"{metrics[key]:.3f}" if key in metrics else "n/a"  # noqa: E731
     text = _TEMPLATE.format(
-        name=Path(out).name, n_params=sum(p.numel() for p in model.parameters()), n_layers=c.n_layers,
-        emb_dim=c.emb_dim, n_heads=c.n_heads, context_length=c.context_length, dataset=dataset,
-        tokens_seen=tokens_seen, steps=steps, eval_loss=fmt("eval_loss"), eval_perplexity=fmt("eval_perplexity"),
-        repo=repo or str(Path(out).resolve()), prompt=prompt, sample=sample.replace("\n", " "),
+        name=Path(out).name,
+        n_params=sum(p.numel() for p in model.parameters()),
+        n_layers=c.n_layers,
+        emb_dim=c.emb_dim,
+        n_heads=c.n_heads,
+        context_length=c.context_length,
+        dataset=dataset,
+        tokens_seen=tokens_seen,
+        steps=steps,
+        eval_loss=fmt("eval_loss"),
+        eval_perplexity=fmt("eval_perplexity"),
+        repo=repo or str(Path(out).resolve()),
+        prompt=prompt,
+        sample=sample.replace("\n", " "),
     )
     path = Path(out) / "README.md"
     path.write_text(text)

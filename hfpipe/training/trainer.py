@@ -22,8 +22,14 @@ class PretrainTrainer(Trainer):
         peak_flops: the machine's FLOP/s peak for MFU; None leaves MFU out.
     """
 
-    def __init__(self, *args, tokens_per_step: int, flops_per_token: float | None = None,
-                 peak_flops: float | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        tokens_per_step: int,
+        flops_per_token: float | None = None,
+        peak_flops: float | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.tokens_per_step = tokens_per_step
         self.flops_per_token = flops_per_token

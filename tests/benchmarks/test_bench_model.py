@@ -1,33 +1,35 @@
-"""Smoke test: benchmarks/bench_model.py --quick runs and writes its table."""
+"""Smoke test: benchmarks/bench_model.py --quick runs, checks token equality, and writes its table."""
 
+import importlib.util
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+import torch
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_model.py"
+ROWS = (
+    "train fwd+bwd, fp32",
+    "train fwd+bwd, bf16 autocast",
+    "greedy generate, 32 new tokens",
+    "generate with KV cache, 128 new tokens",
+)
 
 
-def test_quick_benchmark_writes_table(tmp_path):
+def test_quick_benchmark_writes_table(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_model", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     output = tmp_path / "model.md"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = output.read_text()
-    assert table in proc.stdout
-    for row in (
-        "train fwd+bwd, fp32",
-        "train fwd+bwd, bf16 autocast",
-        "greedy generate, 32 new tokens",
-        "generate with KV cache, 128 new tokens",
-    ):
-        match = re.search(
-            rf"^\| {re.escape(row)} \| ([\d,.]+) tok/s \| ([\d,.]+) tok/s .*\| ([\d.]+)x \|", table, re.M
-        )
+    threads = torch.get_num_threads()
+    try:
+        table = bench.main(["--quick", "--output", str(output)])  # in-process: saves an interpreter start
+    finally:
+        torch.set_num_threads(threads)
+    assert output.read_text() == table
+    assert table in capsys.readouterr().out
+    for row in ROWS:
+        pattern = rf"^\| {re.escape(row)} \| ([\d,.]+) tok/s \| ([\d,.]+) tok/s .*\| ([\d.]+)x \|"
+        match = re.search(pattern, table, re.M)
         assert match, f"missing row {row!r} in\n{table}"
         ours, reference, ratio = (float(g.replace(",", "")) for g in match.groups())
         assert ours > 0 and reference > 0
