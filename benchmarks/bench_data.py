@@ -167,7 +167,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     table = "\n".join(["| measurement | result |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
     note = (
-        f"\n\nMachine: {os.cpu_count()} CPU cores. RSS counts the pages of memory-mapped Arrow files that were read "
+        f"\n\nMachine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the end of the run. RSS counts the pages of memory-mapped Arrow files that were read "
         "(file-backed page cache, reclaimable by the kernel); the anonymous part is the memory the "
         "pipeline itself holds.\n"
     )

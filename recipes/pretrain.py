@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from datasets import IterableDataset
-from transformers import default_data_collator, set_seed
+from transformers import set_seed
 from transformers.utils import logging as hf_logging
 
 from hfpipe.data import DataArguments, build_lm_datasets
@@ -37,7 +37,7 @@ from hfpipe.training.checkpoints import find_resume_checkpoint
 from hfpipe.training.model_card import write_model_card
 from hfpipe.training.plot import plot_losses
 from hfpipe.training.throughput import flops_per_token, measure_matmul_peak
-from hfpipe.training.trainer import PretrainTrainer
+from hfpipe.training.trainer import PretrainTrainer, collate_blocks
 
 logger = logging.getLogger("hfpipe.pretrain")
 
@@ -134,15 +134,16 @@ def main(args: list[str] | None = None) -> PretrainTrainer:
     tokens_per_step = global_batch * train_args.gradient_accumulation_steps * block_size
     peak = train_args.peak_tflops * 1e12 if train_args.peak_tflops else measure_matmul_peak()
     n_params = sum(p.numel() for p in model.parameters())
+    count = lambda d: "streamed" if isinstance(d, IterableDataset) else f"{len(d or []):,}"  # noqa: E731
     logger.info(
-        "model: %s parameters, %d layers x %d dims, context %d | %d train / %d validation blocks of %d tokens | "
+        "model: %s parameters, %d layers x %d dims, context %d | %s train / %s validation blocks of %d tokens | "
         "%s tokens per optimizer step",
         f"{n_params:,}",
         model.config.n_layers,
         model.config.emb_dim,
         model.config.context_length,
-        len(train_set),
-        len(eval_set) if eval_set is not None else 0,
+        count(train_set),
+        count(eval_set),
         block_size,
         f"{tokens_per_step:,}",
     )
@@ -153,7 +154,7 @@ def main(args: list[str] | None = None) -> PretrainTrainer:
         train_dataset=train_set,
         eval_dataset=eval_set if train_args.eval_strategy != "no" else None,
         processing_class=tokenizer,
-        data_collator=default_data_collator,
+        data_collator=collate_blocks,
         callbacks=[sampler],
         tokens_per_step=tokens_per_step,
         flops_per_token=flops_per_token(model.config, block_size),

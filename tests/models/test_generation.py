@@ -1,5 +1,6 @@
 """generate() on GPTForCausalLM: KV cache, left padding, sampling controls, eos, context-length limits."""
 
+import copy
 import logging
 
 import pytest
@@ -22,8 +23,8 @@ def test_greedy_same_tokens_with_and_without_cache(tiny_config, attn_implementat
 
 
 def test_left_padded_batch_matches_unbatched(tiny_model, tokenizer):
-    tokenizer = tokenizer.__class__(tokenizer_object=tokenizer.backend_tokenizer, padding_side="left")
-    tokenizer.pad_token, tokenizer.eos_token = "<pad>", "<|endoftext|>"
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = "left"
     prompts = ["The quick brown fox", "I had always thought Jack Gisburn rather a cheap", "Speak"]
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
     assert (batch["attention_mask"] == 0).any()

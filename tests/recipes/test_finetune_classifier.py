@@ -1,7 +1,6 @@
 """recipes/finetune_classifier.py end to end on a tiny GPT and a synthetic spam set: training, outputs, bad input."""
 
 import json
-import logging
 import random
 import sys
 from pathlib import Path
@@ -92,7 +91,7 @@ def test_output_loads_with_pipeline_and_auto_class(last_blocks_run, setup):
     )
     test = split_dataset(balance_classes(ds, 123), 0.7, 0.1, 123)["test"]
     clf = pipeline("text-classification", model=str(out))
-    preds = clf(test["text"], truncation=True, max_length=10)
+    preds = clf(list(test["text"]), truncation=True, max_length=10)
     correct = sum(p["label"] == id2label[y] for p, y in zip(preds, test["labels"]))
     assert correct / len(test) == pytest.approx(result["test"]["accuracy"])
 
@@ -106,7 +105,7 @@ def test_lora_writes_adapter_and_merged_model(setup, capsys):
     assert result["strategy"] == "lora" and result["config"]["lora"]["lora_r"] == 4
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     assert {"base_model.model.score.weight", "base_model.model.score.bias"} <= set(adapter)
-    assert {k.split(".")[-4] for k in adapter if "lora_" in k} == {"qkv", "fc1"}
+    assert {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in adapter if "lora_" in k} == {"qkv", "fc1"}
 
     tok = AutoTokenizer.from_pretrained(out)
     batch = tok(["free cash prize", "see you at home later"], padding=True, return_tensors="pt")
@@ -129,7 +128,19 @@ def test_bad_input_is_a_clear_error(setup, tmp_path, caplog):
     one.write_text("".join(line + "\n" for line in data.read_text().splitlines() if line.startswith("ham")))
     with pytest.raises(ValueError, match="only one class left"):
         finetune_classifier.main(
-            [*args(setup, "x"), "--dataset_name", str(one), "--column_names", "label", "text"]
+            [
+                *args(setup, "x"),
+                "--dataset_name",
+                str(one),
+                "--column_names",
+                "label",
+                "text",
+                "--class_names",
+                "ham",
+                "spam",
+                "--balance",
+                "true",
+            ]  # fmt: skip
         )
     GPTForSequenceClassification(GPTConfig.from_preset("tiny")).save_pretrained(tmp_path / "clf")
     with pytest.raises(ValueError, match="not a causal LM"):

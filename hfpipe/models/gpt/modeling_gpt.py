@@ -228,9 +228,7 @@ class GPTModel(GPTPreTrainedModel):
             # count real tokens only, so that a left-padded sequence sees the positions of the unpadded one
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]
         elif position_ids is None:
-            position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device).unsqueeze(
-                0
-            )
+            position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device)[None]
 
         hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
         causal_mask = create_causal_mask(
