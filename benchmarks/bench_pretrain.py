@@ -203,18 +203,20 @@ def run_gpt2(args: list[str], vocab_size: int, eos_id: int) -> dict:
     }
 
 
-def bench_throughput(s: Setup, text: str, work: Path, peak: float) -> dict[str, dict[str, float]]:
+def bench_throughput(s: Setup, text: str, work: Path, peaks: list[float]) -> dict[str, dict[str, float]]:
     """Medians over interleaved runs (hfpipe, GPT-2, GPT-2, hfpipe, ...) of each side's tokens/s, and the
-    median of the ratios of back-to-back pairs (robust to a change of load between pairs)."""
+    median of the ratios of back-to-back pairs (robust to a change of load between pairs). Measures the
+    matmul peak again after each run into ``peaks``: the best of them is the least disturbed by the load."""
     tok_dir, data_dir, vocab_size = prepare_data(s, text, work)
     eos_id = load_tokenizer(tok_dir).eos_token_id
     runs: dict[str, list[dict]] = {"hfpipe": [], "gpt2": []}
     for r in range(s.repeats):
         for name in ("hfpipe", "gpt2") if r % 2 == 0 else ("gpt2", "hfpipe"):
             progress(f"throughput run {r + 1}/{s.repeats}: {name}")
-            args = recipe_args(s, tok_dir, data_dir, work / f"{name}-{r}", peak)
+            args = recipe_args(s, tok_dir, data_dir, work / f"{name}-{r}", max(peaks))
             result = run_hfpipe(args) if name == "hfpipe" else run_gpt2(args, vocab_size, eos_id)
             runs[name].append(result)
+            peaks.append(measure_matmul_peak(torch.float32, size=s.peak_size, seconds=s.peak_seconds / 4))
             progress(
                 f"  {name}: {result['steady']:,.0f} tok/s steady, {result['runtime']:,.0f} tok/s runtime"
             )
@@ -230,6 +232,7 @@ def bench_throughput(s: Setup, text: str, work: Path, peak: float) -> dict[str, 
     medians["flops_per_token"] = runs["hfpipe"][0]["flops_per_token"]
     medians["params"] = runs["hfpipe"][0]["params"]
     medians["vocab_size"] = vocab_size
+    medians["n_peaks"] = len(peaks)
     medians["all"] = runs
     return medians
 
@@ -294,7 +297,8 @@ def render(
     lines += [
         f"| MFU vs fp32 matmul peak, steady | {mfu(ours['steady']):.1%} | {mfu(ref['steady']):.1%} | "
         f"{ratio['steady']:.2f}x | |",
-        f"| measured matmul peak, fp32 ({s.peak_size}^2, {threads} thread(s); MFU denominator) | "
+        f"| measured matmul peak, fp32 ({s.peak_size}^2, {threads} thread(s), best of {tp['n_peaks']}; "
+        "MFU denominator) | "
         f"{peak / 1e9:,.1f} GFLOP/s | | | |",
         f"| measured matmul peak, bf16 (for comparison; bf16 is off) | {peak_bf16 / 1e9:,.1f} GFLOP/s | | "
         f"{peak_bf16 / peak:.2f}x fp32 | |",
@@ -355,9 +359,10 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="hfpipe-bench-pretrain-") as tmp:
         work = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir)) if args.workdir else Path(tmp)
         progress("matmul peak")
-        peak = measure_matmul_peak(torch.float32, size=s.peak_size, seconds=s.peak_seconds)
+        peaks = [measure_matmul_peak(torch.float32, size=s.peak_size, seconds=s.peak_seconds)]
         peak_bf16 = measure_matmul_peak(torch.bfloat16, size=s.peak_size, seconds=s.peak_seconds)
-        tp = bench_throughput(s, text, work / "throughput", peak)
+        tp = bench_throughput(s, text, work / "throughput", peaks)
+        peak = max(peaks)
         shk = None
         if with_shakespeare:
             progress("character-level tinyshakespeare (long)")

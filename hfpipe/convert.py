@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
+from .io import save_atomically
 from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
 
 logger = logging.getLogger(__name__)
@@ -190,26 +188,6 @@ def load_gpt(name_or_path: str, task: str = "causal-lm", **kwargs) -> PreTrained
         f"{name_or_path} is a {model_type!r} model; hfpipe loads only its own GPT ({GPTConfig.model_type!r}) "
         "or GPT-2 ('gpt2') checkpoints"
     )
-
-
-def save_atomically(save_fn, output_dir: str | os.PathLike) -> Path:
-    """Call ``save_fn(tmp_dir)`` then rename ``tmp_dir`` to ``output_dir``: never a half-written directory."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        save_fn(tmp)
-        if output_dir.exists():
-            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-            output_dir.rename(old)
-            tmp.rename(output_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
 
 
 def _load_tokenizer(source: str):

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
+
+from hfpipe.io import save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -235,26 +235,7 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def save_tokenizer(tokenizer, output_dir: str | os.PathLike) -> Path:
     """``save_pretrained`` into a temp dir beside ``output_dir``, then rename: never half-written."""
-    out = Path(output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Atomically move directory ``src`` to ``dst``, replacing an existing ``dst``."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return save_atomically(tokenizer.save_pretrained, output_dir)
 
 
 def build_tokenizer(tok_args: TokenizerArguments, data_args=None):

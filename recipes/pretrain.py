@@ -21,16 +21,9 @@ from transformers import set_seed
 from transformers.utils import logging as hf_logging
 
 from hfpipe.data import DataArguments, build_lm_datasets
-from hfpipe.data.sources import load_text_dataset
 from hfpipe.data.stdlib_corpus import stdlib_corpus_path
 from hfpipe.recipe_args import parse_recipe_args
-from hfpipe.tokenization import (
-    TokenizerArguments,
-    build_char_tokenizer,
-    load_tokenizer,
-    save_tokenizer,
-    train_bpe_tokenizer,
-)
+from hfpipe.tokenization import TokenizerArguments, build_tokenizer, load_tokenizer, save_tokenizer
 from hfpipe.training.args import ModelArguments, PretrainConfig, build_model
 from hfpipe.training.callbacks import SampleTextCallback, generate_sample
 from hfpipe.training.checkpoints import find_resume_checkpoint
@@ -53,26 +46,12 @@ def get_tokenizer(
     saved = out / "tokenizer"
     if (saved / "tokenizer.json").is_file():  # resuming, or another rank trained it first
         return load_tokenizer(saved)
-    texts = load_text_dataset(
-        data_args.dataset_name,
-        text_column=data_args.text_column,
-        streaming=data_args.streaming,
-        split=data_args.dataset_split,
-        config_name=data_args.dataset_config_name,
-        column_names=data_args.column_names,
-        sample_by=data_args.sample_by,
-    )
-    texts = (row["text"] for row in texts)
-    specials = {
-        "eos_token": tok_args.end_of_text_token,
-        "pad_token": tok_args.padding_token,
-        "extra_special_tokens": tok_args.extra_special_tokens,
-    }
-    if tok_args.char_level:
-        tokenizer = build_char_tokenizer(list(texts), **specials)
-    else:
-        tokenizer = train_bpe_tokenizer(
-            texts, vocab_size=tok_args.vocab_size, min_frequency=tok_args.min_frequency, **specials
+    tokenizer, bytes_per_token = build_tokenizer(tok_args, data_args)
+    if bytes_per_token:
+        logger.info(
+            "trained a %d-token tokenizer: %.2f bytes per token on held-out text",
+            len(tokenizer),
+            bytes_per_token,
         )
     save_tokenizer(tokenizer, saved)
     return tokenizer

@@ -6,8 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from datasets import DatasetDict, IterableDataset, IterableDatasetDict, load_from_disk
@@ -16,7 +14,7 @@ from hfpipe.data.args import DataArguments
 from hfpipe.data.cleaning import clean_dataset
 from hfpipe.data.packing import pack_dataset
 from hfpipe.data.sources import load_text_dataset
-from hfpipe.tokenization import replace_dir
+from hfpipe.io import save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +100,12 @@ def prepare_dataset(data_args: DataArguments, tokenizer, max_context: int | None
 
 def save_packed_dataset(dsd: DatasetDict, path: str | os.PathLike, meta: dict | None = None) -> Path:
     """``save_to_disk`` into a temp dir beside ``path``, then rename: an interrupted run leaves nothing."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+
+    def save(tmp: Path) -> None:
         dsd.save_to_disk(str(tmp))
         (tmp / META_FILE).write_text(json.dumps(meta or {}, indent=2))
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return save_atomically(save, path)
 
 
 def load_packed_dataset(

@@ -12,7 +12,9 @@ from transformers import Trainer, default_data_collator
 def collate_blocks(features: list[dict]) -> dict:
     """Stack packed blocks into a batch; ids stored as int32 (half the disk) become int64 for the loss."""
     batch = default_data_collator(features)
-    return {k: v.long() if v.dtype in (torch.int32, torch.int16, torch.uint8) else v for k, v in batch.items()}
+    return {
+        k: v.long() if v.dtype in (torch.int32, torch.int16, torch.uint8) else v for k, v in batch.items()
+    }
 
 
 class NonFiniteLossError(RuntimeError):
