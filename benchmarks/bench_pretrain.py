@@ -32,7 +32,6 @@ from transformers import (
     GPT2LMHeadModel,
     Trainer,
     TrainerCallback,
-    default_data_collator,
     set_seed,
 )
 
@@ -40,6 +39,7 @@ from hfpipe.data.packing import pack_ids
 from hfpipe.data.prepare import load_packed_dataset, save_packed_dataset
 from hfpipe.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
 from hfpipe.training.throughput import measure_matmul_peak
+from hfpipe.training.trainer import collate_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
@@ -191,7 +191,7 @@ def run_gpt2(args: list[str], vocab_size: int, eos_id: int) -> dict:
         model=model,
         args=train_args,
         train_dataset=train_set,
-        data_collator=default_data_collator,
+        data_collator=collate_blocks,  # the recipe's collator
         callbacks=[clock],
     )
     runtime = trainer.train().metrics["train_runtime"]

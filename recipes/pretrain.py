@@ -143,7 +143,10 @@ def main(args: list[str] | None = None) -> PretrainTrainer:
         logger.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     metrics = dict(result.metrics)
-    if eval_set is not None and train_args.eval_strategy != "no":
+    last_eval = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if last_eval is not None and last_eval["step"] == trainer.state.global_step:
+        metrics.update({k: v for k, v in last_eval.items() if k.startswith("eval_")})  # no second evaluation
+    elif eval_set is not None and train_args.eval_strategy != "no":
         metrics.update(trainer.evaluate())
 
     trainer.save_model(str(out))  # model + tokenizer + modeling code (auto_map)
