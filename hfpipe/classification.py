@@ -17,23 +17,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict
 
 from .convert import load_gpt
-from .data.sources import BUILDERS, COMPRESSIONS, check_utf8, resolve_files
+from .data.sources import file_suffix, load_raw_dataset, resolve_files
 from .lora import LoraArguments, apply_lora, log_parameters
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("last_blocks", "full", "lora")
 PADDINGS = ("longest", "max_length")
-
-
-def _builder(path: str) -> str | None:
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] in COMPRESSIONS:
-        suffixes.pop()
-    return BUILDERS.get(suffixes[-1] if suffixes else "")
 
 
 def load_labeled_dataset(
@@ -48,30 +41,12 @@ def load_labeled_dataset(
 
     ``column_names`` names the columns of a csv/tsv without header (the SMS Spam Collection: ``label text``).
     """
-    if not source:
-        raise ValueError("no data source given; set dataset_name to a Hub id, a file, a directory or a glob")
-    files = resolve_files(str(source))
-    if files is None:
-        ds = load_dataset(source, config_name, split=split)
-    else:
-        builders = {_builder(f) for f in files}
-        if len(builders) != 1 or builders & {None, "text"}:
-            raise ValueError(
-                f"{source!r}: a labelled dataset needs .jsonl/.json/.csv/.tsv/.parquet files of one kind, "
-                f"got {sorted({Path(f).name for f in files})[:5]}"
-            )
-        builder = builders.pop()
-        kwargs = {}
-        if builder == "csv":
-            if all(_builder(f) == "csv" and ".tsv" in Path(f).suffixes for f in files):
-                kwargs = {"sep": "\t", "quoting": 3}  # QUOTE_NONE: tabs delimit, quotes are text
-            if column_names:
-                kwargs["column_names"] = list(column_names)
-        if builder != "parquet":
-            for f in files:
-                if not f.endswith(COMPRESSIONS):
-                    check_utf8(f)
-        ds = load_dataset(builder, data_files=files, split="train", **kwargs)
+    files = resolve_files(str(source)) if source else None
+    if files and any(file_suffix(f) in (".txt", ".text", ".md") for f in files):
+        raise ValueError(
+            f"{source!r}: a labelled dataset needs .jsonl/.json/.csv/.tsv/.parquet files, not text"
+        )
+    ds = load_raw_dataset(source, split=split, config_name=config_name, column_names=column_names)
     for role, col in (("text_column", text_column), ("label_column", label_column)):
         if col not in ds.column_names:
             hint = " (or column_names for a csv/tsv without header)" if files else ""

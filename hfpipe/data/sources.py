@@ -23,7 +23,8 @@ BUILDERS = {
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 
 
-def _suffix(path: str) -> str:
+def file_suffix(path: str) -> str:
+    """The lower-case data suffix of ``path``, ignoring a compression suffix (".jsonl" for "a.jsonl.gz")."""
     p = Path(path)
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] in COMPRESSIONS:
@@ -44,7 +45,7 @@ def resolve_files(source: str) -> list[str] | None:
         files = sorted(
             str(p) for p in Path(source).rglob("*")
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
-            and _suffix(str(p)) in BUILDERS
+            and file_suffix(str(p)) in BUILDERS
         )  # fmt: skip
         if not files:
             raise FileNotFoundError(
@@ -53,7 +54,7 @@ def resolve_files(source: str) -> list[str] | None:
         return files
     if os.path.isfile(source):
         return [source]
-    if _suffix(source) in BUILDERS or source.startswith((".", "/", "~")) or source.endswith("/"):
+    if file_suffix(source) in BUILDERS or source.startswith((".", "/", "~")) or source.endswith("/"):
         raise FileNotFoundError(
             f"data file {source!r} does not exist; check the path (relative to {os.getcwd()})"
         )
@@ -82,6 +83,53 @@ def check_utf8(path: str, chunk_size: int = 16 << 20) -> None:
             ) from None
 
 
+def load_raw_dataset(
+    source: str,
+    streaming: bool = False,
+    split: str = "train",
+    config_name: str | None = None,
+    column_names: list[str] | None = None,
+    sample_by: str = "document",
+) -> Dataset | IterableDataset:
+    """Load ``source`` (Hub id, local file, directory or glob) with all its columns.
+
+    Local files become memory-mapped Arrow (or a stream with ``streaming=True``); ``sample_by`` says
+    whether a .txt file is one document, one per paragraph or one per line; ``column_names`` names the
+    columns of a csv/tsv without a header row.
+    """
+    if not source:
+        raise ValueError("no data source given; set dataset_name to a Hub id, a file, a directory or a glob")
+    files = resolve_files(str(source))
+    if files is None:
+        return load_dataset(source, config_name, split=split, streaming=streaming)
+    kinds = {BUILDERS.get(file_suffix(f)) for f in files}
+    if None in kinds or len(kinds) > 1:
+        raise ValueError(
+            f"{source!r} mixes file types or has unsupported ones ({sorted({file_suffix(f) for f in files})}); "
+            f"use one of {sorted(set(BUILDERS))} per source"
+        )
+    builder = kinds.pop()
+    kwargs = {}
+    if builder == "text":
+        if sample_by not in ("document", "paragraph", "line"):
+            raise ValueError(f"sample_by={sample_by!r}; use 'document', 'paragraph' or 'line'")
+        kwargs = {"sample_by": sample_by, "keep_linebreaks": True}
+    elif builder == "csv":
+        if file_suffix(files[0]) == ".tsv":
+            kwargs = {"sep": "\t", "quoting": 3}  # QUOTE_NONE: tabs delimit, quotes are text
+        if column_names:
+            kwargs["column_names"] = list(column_names)
+    if builder != "parquet":
+        for f in files:
+            if not f.endswith(COMPRESSIONS):
+                check_utf8(f)
+    if all(os.path.getsize(f) == 0 for f in files):
+        raise ValueError(
+            f"{source!r}: the corpus is empty (every file has 0 bytes); point at files with text"
+        )
+    return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+
+
 def load_text_dataset(
     source: str,
     text_column: str = "text",
@@ -91,43 +139,8 @@ def load_text_dataset(
     column_names: list[str] | None = None,
     sample_by: str = "document",
 ) -> Dataset | IterableDataset:
-    """Load ``source`` as a dataset with a single ``text`` column (taken from ``text_column``).
-
-    Local files become memory-mapped Arrow (or a stream with ``streaming=True``); ``sample_by`` says
-    whether a .txt file is one document, one per paragraph or one per line.
-    """
-    if not source:
-        raise ValueError("no data source given; set dataset_name to a Hub id, a file, a directory or a glob")
-    files = resolve_files(str(source))
-    if files is None:
-        ds = load_dataset(source, config_name, split=split, streaming=streaming)
-    else:
-        kinds = {BUILDERS.get(_suffix(f)) for f in files}
-        if None in kinds or len(kinds) > 1:
-            raise ValueError(
-                f"{source!r} mixes file types or has unsupported ones ({sorted({_suffix(f) for f in files})}); "
-                f"use one of {sorted(set(BUILDERS))} per source"
-            )
-        builder = kinds.pop()
-        kwargs = {}
-        if builder == "text":
-            if sample_by not in ("document", "paragraph", "line"):
-                raise ValueError(f"sample_by={sample_by!r}; use 'document', 'paragraph' or 'line'")
-            kwargs = {"sample_by": sample_by, "keep_linebreaks": True}
-        elif builder == "csv":
-            if _suffix(files[0]) == ".tsv":
-                kwargs = {"sep": "\t", "quoting": 3}  # QUOTE_NONE: tabs delimit, quotes are text
-            if column_names:
-                kwargs["column_names"] = list(column_names)
-        if builder != "parquet":
-            for f in files:
-                if not f.endswith(COMPRESSIONS):
-                    check_utf8(f)
-        if all(os.path.getsize(f) == 0 for f in files):
-            raise ValueError(
-                f"{source!r}: the corpus is empty (every file has 0 bytes); point at files with text"
-            )
-        ds = load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+    """Load ``source`` as a dataset with a single ``text`` column (taken from ``text_column``)."""
+    ds = load_raw_dataset(source, streaming, split, config_name, column_names, sample_by)
     return _select_text(ds, source, text_column, streaming)
 
 

@@ -23,8 +23,7 @@ def test_quick_benchmark_writes_table(tmp_path):
         match = re.search(rf"^\| {re.escape(row)} \| ([\d,.]+) \| ([\d,.]+) \| ([\d.]+)x \|", table, re.M)
         assert match, f"missing row {row!r} in\n{table}"
         ours, reference, ratio = (float(g.replace(",", "")) for g in match.groups())
-        assert ours > 0 and reference > 0
-        assert abs(ratio - ours / reference) < 0.01 + 0.01 * ratio
+        assert ours > 0 and reference > 0 and ratio > 0  # ratio = median of back-to-back pair ratios
     assert re.search(r"^\| MFU vs fp32 matmul peak, steady \| [\d.]+% \| [\d.]+% \|", table, re.M)
     assert re.search(r"^\| measured matmul peak, fp32 .*\| [\d,.]+ GFLOP/s \|", table, re.M)
     assert "tinyshakespeare (recipes" not in table  # --quick leaves the long run out
