@@ -1,4 +1,4 @@
-"""Data settings shared by every recipe (flat, run_clm-style names)."""
+"""Data settings common to every recipe (flat, run_clm-style names)."""
 
 from __future__ import annotations
 
