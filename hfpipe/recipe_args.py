@@ -8,6 +8,7 @@ fields; an unknown key is an error that names it.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -49,8 +50,18 @@ def _check_yaml(path: str, known: set[str]) -> None:
         raise ConfigError(f"unknown key(s) in {path}: {', '.join(hints)}; remove them or fix their names")
 
 
+def launched_on_cpu_only() -> bool:
+    """True for a multi-process launch (``accelerate launch``/torchrun) on a machine with no GPU."""
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | None = None):
     """Parse ``--config file.yaml`` plus CLI overrides into one instance per dataclass type."""
+    if launched_on_cpu_only():
+        # TrainingArguments sets up gloo DDP only for CPU runs; otherwise each rank trains alone.
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     args = list(sys.argv[1:] if args is None else args)
     if "--config" in args:
         i = args.index("--config")

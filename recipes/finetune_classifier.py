@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -149,9 +148,7 @@ def main(args: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         compute_metrics=classification_metrics(),
     )
-    start = time.perf_counter()
-    trainer.train()
-    train_runtime = time.perf_counter() - start
+    train_runtime = trainer.train().metrics["train_runtime"]
 
     result = {
         "model_name_or_path": cfg.model_name_or_path,

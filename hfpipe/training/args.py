@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import torch
@@ -11,6 +10,7 @@ from transformers import IntervalStrategy, SchedulerType, TrainingArguments
 
 from ..convert import load_gpt
 from ..models.gpt import GPTConfig, GPTForCausalLM
+from ..recipe_args import launched_on_cpu_only
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ def bf16_available() -> bool:
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
-def launched_on_cpu_only() -> bool:
-    """True for a multi-process launch (``accelerate launch``/torchrun) on a machine with no GPU."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 @dataclass
@@ -89,13 +84,11 @@ class PretrainConfig(TrainingArguments):
     def __post_init__(self):
         if self.bf16 is None:
             self.bf16 = bf16_available()
-        if launched_on_cpu_only():
-            if self.fsdp:
-                raise ValueError(
-                    "fsdp needs GPUs: accelerate runs FSDP only on GPU-type devices and would silently fall back "
-                    "to DDP on this CPU-only machine; drop fsdp/fsdp_config, or launch on GPUs"
-                )
-            self.use_cpu = True  # lets accelerate set up gloo DDP instead of one process per rank
+        if launched_on_cpu_only() and self.fsdp:
+            raise ValueError(
+                "fsdp needs GPUs: accelerate runs FSDP only on GPU-type devices and would silently fall back "
+                "to DDP on this CPU-only machine; drop fsdp/fsdp_config, or launch on GPUs"
+            )
         super().__post_init__()
 
 
