@@ -88,13 +88,16 @@ def make_corpus(shared: Path, out: Path, gb: float, n_files: int = 8) -> int:
 
 def child(corpus: Path, tok_dir: Path, out: Path) -> None:
     """Prepare the corpus exactly as recipes/prepare_data.py does (run in a subprocess)."""
-    from hfpipe.data import DataArguments, prepare_dataset, save_packed_dataset
+    from trl import ScriptArguments
+
+    from hfpipe.data import DataArguments, build_lm_datasets, save_packed_dataset
     from hfpipe.tokenization import load_tokenizer
 
     # one process: the Rust encoder already uses every core, and forked workers would double-count memory
-    args = DataArguments(dataset_name=str(corpus / "*.txt"), sample_by="line", block_size=512, dedup=True)
-    dsd, _ = prepare_dataset(args, load_tokenizer(tok_dir))
-    save_packed_dataset(dsd, out, {"block_size": 512})
+    source = ScriptArguments(dataset_name=str(corpus / "*.txt"))
+    args = DataArguments(sample_by="line", block_size=512, dedup=True)
+    dsd = build_lm_datasets(source, args, load_tokenizer(tok_dir))
+    save_packed_dataset(dsd, out)
     print({k: len(v) for k, v in dsd.items()}, flush=True)
 
 

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
+from trl import ModelConfig
 
-from .convert import load_gpt
 from .data.sources import file_suffix, load_raw_dataset, resolve_files
-from .lora import LoraArguments, apply_lora, log_parameters
+from .loading import is_adapter, load_model, read_config
+from .lora import apply_lora, count_parameters, log_parameters, merge_lora
+from .tokenization import PAD_TOKEN
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("last_blocks", "full", "lora")
+METRICS_FILE = "classification_metrics.json"
 PADDINGS = ("longest", "max_length")
 
 
@@ -192,38 +197,29 @@ def tokenize_splits(
     return out, truncated
 
 
-def _check_causal_checkpoint(name_or_path: str) -> None:
-    config_file = Path(name_or_path) / "config.json"
-    if not config_file.is_file():
-        return  # a Hub id, or no config at all: load_gpt gives the error
-    try:
-        config = json.loads(config_file.read_text())
-    except json.JSONDecodeError:
-        return
+def load_classifier(name_or_path: str, id2label: dict[int, str], pad_token_id: int | None = None, **kwargs):
+    """A causal checkpoint (hfpipe, GPT-2 or any causal LM) as a sequence classifier with a new ``score`` head."""
+    config = read_config(name_or_path) if not is_adapter(name_or_path) else {}
     archs = config.get("architectures") or []
     if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise ValueError(
             f"{name_or_path} holds a {'/'.join(archs)} (model_type {config.get('model_type')!r}), not a causal LM; "
             "fine-tuning starts from a causal hfpipe GPT or GPT-2 checkpoint (pretrained or converted)"
         )
-
-
-def load_classifier(name_or_path: str, id2label: dict[int, str], pad_token_id: int | None = None, **kwargs):
-    """Load a causal hfpipe GPT or GPT-2 checkpoint as ``GPTForSequenceClassification`` with a new head."""
-    _check_causal_checkpoint(name_or_path)
     id2label = {int(k): str(v) for k, v in id2label.items()}
-    return load_gpt(
+    extra = {"pad_token_id": pad_token_id} if pad_token_id is not None else {}
+    return load_model(
         name_or_path,
-        task="classification",
+        task="sequence-classification",
         num_labels=len(id2label),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
-        pad_token_id=pad_token_id,
+        **extra,
         **kwargs,
     )
 
 
-def prepare_model(model, strategy: str = "last_blocks", trainable_blocks: int = 1, lora_args=None):
+def prepare_model(model, strategy: str = "last_blocks", trainable_blocks: int = 1, model_args=None):
     """Choose what trains: ``last_blocks`` (last N blocks + final norm + head, the book), ``full``, or ``lora``.
 
     ``lora`` returns a peft ``PeftModel`` (task SEQ_CLS: the ``score`` head trains in full and is saved with
@@ -232,7 +228,7 @@ def prepare_model(model, strategy: str = "last_blocks", trainable_blocks: int = 
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if strategy == "lora":
-        return apply_lora(model, lora_args or LoraArguments(), "SEQ_CLS")
+        return apply_lora(model, model_args or ModelConfig(), "SEQ_CLS")
     n_layers = len(model.model.blocks)
     if strategy == "full":
         model.requires_grad_(True)
@@ -252,7 +248,147 @@ def prepare_model(model, strategy: str = "last_blocks", trainable_blocks: int = 
     return model
 
 
+@dataclass
+class ClassifierArguments:
+    """What trl's ScriptArguments/ModelConfig and hfpipe's DataArguments do not cover: labels, splits, strategy."""
+
+    label_column: str = field(default="label", metadata={"help": "column holding the label"})
+    class_names: list[str] | None = field(
+        default=None, metadata={"help": "the label set, in id order; default: the sorted distinct labels"}
+    )
+    balance: bool = field(default=False, metadata={"help": "down-sample every class to the smallest one"})
+    train_size: float = field(default=0.7, metadata={"help": "fraction of examples for training"})
+    validation_size: float = field(
+        default=0.1, metadata={"help": "fraction for validation; test gets the rest"}
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "truncate texts to this many tokens (default and maximum: the context)"},
+    )
+    padding: str = field(default="longest", metadata={"help": "longest (per batch) or max_length (fixed)"})
+    strategy: str = field(default="last_blocks", metadata={"help": "last_blocks, full or lora (= use_peft)"})
+    trainable_blocks: int = field(default=1, metadata={"help": "last_blocks: how many final blocks train"})
+    drop_rate: float | None = field(default=None, metadata={"help": "override the checkpoint's dropout"})
+
+
+def ensure_distinct_pad(model, tokenizer) -> None:
+    """Give ``tokenizer`` a pad token distinct from eos (resizing ``model``), and tell the model its id.
+
+    The classifier reads the last non-padding token, and later fine-tuning must still learn eos: pad == eos
+    breaks both.
+    """
+    pad = tokenizer.pad_token_id
+    if pad is None or pad == tokenizer.eos_token_id or pad >= model.config.vocab_size:
+        if pad is not None and pad == tokenizer.eos_token_id:
+            logger.warning("the tokenizer pads with its eos token; adding a distinct %s", PAD_TOKEN)
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        if len(tokenizer) > model.config.vocab_size:
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def build_splits(script_args, data_args, cfg: ClassifierArguments):
+    """Load, label, optionally balance and split the data; returns (splits, id2label)."""
+    ds = load_labeled_dataset(
+        script_args.dataset_name, data_args.text_column, cfg.label_column, data_args.column_names,
+        script_args.dataset_train_split, script_args.dataset_config,
+    )  # fmt: skip
+    ds, id2label = encode_labels(ds, cfg.class_names)
+    if cfg.balance:
+        ds = balance_classes(ds, data_args.split_seed)
+    splits = split_dataset(ds, cfg.train_size, cfg.validation_size, data_args.split_seed, id2label)
+    return splits, id2label
+
+
+def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArguments, training_args) -> dict:
+    """Fine-tune a causal checkpoint as a classifier; save it (merged, for LoRA) and its metrics to ``output_dir``.
+
+    Returns the metrics dict also written to ``output_dir/classification_metrics.json``.
+    """
+    from transformers import DataCollatorWithPadding, Trainer
+
+    from .io import save_atomically
+    from .loading import load_tokenizer
+    from .metrics import classification_metrics, confusion_matrix
+    from .training.callbacks import add_callbacks, standard_callbacks
+    from .training.checkpoints import prepare_output_dir
+
+    if not model_args.model_name_or_path or not script_args.dataset_name:
+        raise ValueError("set model_name_or_path (a causal checkpoint) and dataset_name (labelled data)")
+    strategy = "lora" if model_args.use_peft else cfg.strategy
+    splits, id2label = build_splits(script_args, data_args, cfg)
+    extra = {"drop_rate": cfg.drop_rate} if cfg.drop_rate is not None else {}
+    model = load_classifier(model_args.model_name_or_path, id2label, **extra)
+    tokenizer = load_tokenizer(model_args.model_name_or_path)
+    ensure_distinct_pad(model, tokenizer)
+    context = model.config.max_position_embeddings
+    if cfg.max_length is not None and not 0 < cfg.max_length <= context:
+        raise ValueError(f"max_length must be in [1, context_length={context}], got {cfg.max_length}")
+    max_length = cfg.max_length or context
+    tokenizer.model_max_length = context
+    splits, truncated = tokenize_splits(splits, tokenizer, max_length, cfg.padding)
+    model = prepare_model(model, strategy, cfg.trainable_blocks, model_args)
+    trainable, total = count_parameters(model)
+    prepare_output_dir(training_args)  # after every input check: a bad run leaves no directory behind
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"] if len(splits["validation"]) else None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=classification_metrics(),
+    )
+    add_callbacks(trainer, standard_callbacks())
+    train_runtime = trainer.train().metrics["train_runtime"]
+    lora_settings = {k: v for k, v in vars(model_args).items() if k.startswith("lora_")}
+    result = {
+        "model_name_or_path": model_args.model_name_or_path,
+        "strategy": strategy,
+        "id2label": id2label,
+        "trainable_params": trainable,
+        "total_params": total,
+        "train_runtime": train_runtime,
+        "split_sizes": {name: len(part) for name, part in splits.items()},
+        "truncated": truncated,
+        "max_length": max_length,
+        "config": {**asdict(cfg), **({"lora": lora_settings} if strategy == "lora" else {})},
+    }
+    for split in ("validation", "test"):
+        if not len(splits[split]):
+            continue
+        out = trainer.predict(splits[split], metric_key_prefix=split)
+        m = {k.removeprefix(f"{split}_"): v for k, v in out.metrics.items()}
+        m["n"] = len(splits[split])
+        m["confusion_matrix"] = confusion_matrix(out.label_ids, out.predictions.argmax(-1), len(id2label))
+        result[split] = m
+
+    def save(tmp: Path) -> None:
+        final = trainer.model
+        if strategy == "lora":
+            final.save_pretrained(tmp / "adapter")
+            tokenizer.save_pretrained(tmp / "adapter")
+            final = merge_lora(final)
+        final.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / METRICS_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        old = Path(training_args.output_dir)
+        if old.is_dir():  # keep what the Trainer wrote there (checkpoints, logs, loss plot)
+            for entry in old.iterdir():
+                if not (tmp / entry.name).exists():
+                    shutil.move(str(entry), tmp / entry.name)
+
+    if trainer.is_world_process_zero():
+        save_atomically(save, training_args.output_dir)
+    return result
+
+
 __all__ = [
+    "METRICS_FILE",
+    "ClassifierArguments",
+    "ensure_distinct_pad",
+    "finetune_classifier",
     "PADDINGS",
     "STRATEGIES",
     "balance_classes",

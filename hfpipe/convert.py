@@ -1,4 +1,4 @@
-"""GPT-2 <-> hfpipe GPT conversion, and loading any supported causal checkpoint.
+"""GPT-2 <-> hfpipe GPT conversion.
 
 transformers' GPT-2 stores its linears as ``Conv1D`` (weight of shape ``(in, out)``); hfpipe uses
 ``nn.Linear`` (``(out, in)``), so the conversion is a rename plus a transpose. Both directions keep
@@ -7,16 +7,14 @@ every parameter, so logits match to float precision.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from transformers import AutoConfig, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from .io import save_atomically
-from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+from .models.gpt import GPTConfig, GPTForCausalLM
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +40,6 @@ _TOP_MAP = [
     ("model.final_norm.bias", "transformer.ln_f.bias"),
     ("lm_head.weight", "lm_head.weight"),
 ]
-
-
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model")
 
 
 def gpt2_config_to_gpt(config: GPT2Config) -> GPTConfig:
@@ -138,89 +133,25 @@ def gpt_to_gpt2(model: GPTForCausalLM) -> GPT2LMHeadModel:
     return out.to(model.dtype).eval()
 
 
-def _model_type(name_or_path: str) -> str:
-    config_file = Path(name_or_path) / "config.json"
-    if Path(name_or_path).is_dir():
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{name_or_path} has no config.json; it is not a saved model directory")
-        try:
-            return json.loads(config_file.read_text()).get("model_type", "")
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_file} is not valid JSON ({err}); the checkpoint is corrupt") from None
-    return AutoConfig.from_pretrained(name_or_path).model_type  # a Hub id
-
-
-def _with_weights_check(from_pretrained, name_or_path: str, **kwargs) -> PreTrainedModel:
-    """``from_pretrained`` whose unreadable-weights error names the checkpoint."""
-    try:
-        return from_pretrained(name_or_path, **kwargs)
-    except SafetensorError as err:
-        raise ValueError(
-            f"the weights in {name_or_path} are corrupt or truncated ({err}); save or download the checkpoint again"
-        ) from err
-
-
-def load_gpt(name_or_path: str, task: str = "causal-lm", **kwargs) -> PreTrainedModel:
-    """Load an hfpipe GPT or a GPT-2 checkpoint (local dir or Hub id) as an hfpipe model.
-
-    ``task`` is ``"causal-lm"`` (``GPTForCausalLM``) or ``"classification"``
-    (``GPTForSequenceClassification`` with a fresh head; pass ``num_labels``/``id2label``/``label2id``).
-    """
-    if task not in ("causal-lm", "classification"):
-        raise ValueError(f"task must be 'causal-lm' or 'classification', got {task!r}")
-    model_type = _model_type(name_or_path)
-    if model_type == GPTConfig.model_type:
-        cls = GPTForCausalLM if task == "causal-lm" else GPTForSequenceClassification
-        return _with_weights_check(cls.from_pretrained, name_or_path, **kwargs)
-    if model_type == "gpt2":
-        dtype = kwargs.pop("dtype", None)
-        gpt2 = _with_weights_check(
-            GPT2LMHeadModel.from_pretrained, name_or_path, dtype=dtype or torch.float32
-        )
-        causal = gpt2_to_gpt(gpt2)
-        if task == "causal-lm":
-            return causal
-        config = GPTConfig(**{**causal.config.to_diff_dict(), **kwargs})
-        classifier = GPTForSequenceClassification(config)
-        classifier.model.load_state_dict(causal.model.state_dict())
-        return classifier
-    raise ValueError(
-        f"{name_or_path} is a {model_type!r} model; hfpipe loads only its own GPT ({GPTConfig.model_type!r}) "
-        "or GPT-2 ('gpt2') checkpoints"
-    )
-
-
-def _load_tokenizer(source: str):
-    """The tokenizer saved with ``source``, or None.
-
-    transformers v5 builds an *empty* tokenizer from the model type when a directory holds no tokenizer files,
-    so a local directory is checked for them, and a tokenizer without a vocabulary is rejected.
-    """
-    if Path(source).is_dir() and not any((Path(source) / name).is_file() for name in _TOKENIZER_FILES):
-        return None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError):
-        return None
-    return tokenizer if tokenizer.vocab_size > 0 else None
-
-
 def convert_checkpoint(source: str, output_dir: str, direction: str = "to_hfpipe") -> Path:
     """Convert a checkpoint directory or Hub id and save it (with its tokenizer, if any) to ``output_dir``."""
-    if direction == "to_hfpipe":
-        if _model_type(source) != "gpt2":
-            raise ValueError(
-                f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'"
-            )
-        model = gpt2_to_gpt(_with_weights_check(GPT2LMHeadModel.from_pretrained, source))
-    elif direction == "to_gpt2":
-        if _model_type(source) != GPTConfig.model_type:
-            raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
-        model = gpt_to_gpt2(_with_weights_check(GPTForCausalLM.from_pretrained, source))
-    else:
+    from .loading import check_exists, load_model, load_tokenizer, read_config
+
+    if direction not in ("to_hfpipe", "to_gpt2"):
         raise ValueError(f"direction must be 'to_hfpipe' or 'to_gpt2', got {direction!r}")
-    tokenizer = _load_tokenizer(source)
-    if tokenizer is None:
+    check_exists(source)
+    model_type = read_config(source).get("model_type")
+    if direction == "to_hfpipe" and model_type != "gpt2":
+        raise ValueError(f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'")
+    if direction == "to_gpt2" and model_type != GPTConfig.model_type:
+        raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
+    model = load_model(source)  # GPT-2 is converted to hfpipe on load
+    if direction == "to_gpt2":
+        model = gpt_to_gpt2(model)
+    try:
+        tokenizer = load_tokenizer(source)
+    except (OSError, ValueError):
+        tokenizer = None
         logger.warning("no tokenizer found at %s; saving the model alone", source)
 
     def save(tmp: Path) -> None:

@@ -1,10 +1,11 @@
-"""LoRA via peft for hfpipe GPT models: config from recipe arguments, wrap, report, merge.
+"""LoRA via peft, configured by trl's ``ModelConfig`` (``use_peft``, ``lora_r``, ``lora_alpha``, ...).
 
-    model = apply_lora(load_gpt("ckpt"), LoraArguments(lora_r=16), "CAUSAL_LM")
+    model = apply_lora(load_model("ckpt"), model_args, "CAUSAL_LM")
     ...train...
-    model.save_pretrained("adapter")                  # reload: AutoPeftModelForCausalLM.from_pretrained("adapter")
+    model.save_pretrained("adapter")                  # reload: hfpipe.loading.load_model("adapter")
     merge_lora(model).save_pretrained("merged")       # plain GPTForCausalLM, no peft needed to load it
 
+With ``lora_target_modules`` unset, an hfpipe GPT gets adapters on every attention and feed-forward linear.
 For ``SEQ_CLS`` peft itself adds the ``score`` head to ``modules_to_save``: the head trains in full and is
 saved inside the adapter.
 """
@@ -12,10 +13,12 @@ saved inside the adapter.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
+from trl import ModelConfig, get_peft_config
+
+from .models.gpt import GPTConfig
 
 logger = logging.getLogger(__name__)
 
@@ -23,42 +26,27 @@ logger = logging.getLogger(__name__)
 DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "fc2"]
 
 
-@dataclass
-class LoraArguments:
-    """LoRA settings, as flat recipe keys."""
-
-    lora_r: int = field(default=16, metadata={"help": "rank of the LoRA update matrices"})
-    lora_alpha: float = field(
-        default=16, metadata={"help": "LoRA scaling numerator (update scaled by alpha / r)"}
-    )
-    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch input"})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TARGET_MODULES),
-        metadata={
-            "help": "names of the linears to adapt (default: attention qkv/out_proj and feed-forward fc1/fc2)"
-        },
-    )
-    lora_modules_to_save: list[str] | None = field(
-        default=None, metadata={"help": "extra modules trained in full and saved with the adapter"}
-    )
-
-
-def build_lora_config(args: LoraArguments, task_type: str | TaskType) -> LoraConfig:
-    """A peft ``LoraConfig`` from ``args`` for ``task_type`` (``"CAUSAL_LM"`` or ``"SEQ_CLS"``)."""
-    if args.lora_r <= 0:
-        raise ValueError(f"lora_r must be a positive integer, got {args.lora_r}")
-    if not 0.0 <= args.lora_dropout < 1.0:
-        raise ValueError(f"lora_dropout must be in [0, 1), got {args.lora_dropout}")
-    if not args.lora_target_modules:
-        raise ValueError("lora_target_modules is empty; name at least one linear, e.g. qkv out_proj fc1 fc2")
-    return LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=list(args.lora_target_modules),
-        modules_to_save=list(args.lora_modules_to_save) if args.lora_modules_to_save else None,
-        task_type=TaskType(task_type),
-    )
+def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=None) -> LoraConfig:
+    """A peft ``LoraConfig`` from trl's ``model_args`` for ``task_type``; hfpipe's linears by default."""
+    if model_args.lora_r <= 0:
+        raise ValueError(f"lora_r must be a positive integer, got {model_args.lora_r}")
+    if not 0.0 <= model_args.lora_dropout < 1.0:
+        raise ValueError(f"lora_dropout must be in [0, 1), got {model_args.lora_dropout}")
+    use_peft, task = model_args.use_peft, model_args.lora_task_type
+    model_args.use_peft, model_args.lora_task_type = True, TaskType(task_type).value
+    try:
+        config = get_peft_config(model_args)
+    finally:
+        model_args.use_peft, model_args.lora_task_type = use_peft, task
+    targets = config.target_modules
+    if isinstance(targets, str) and targets.isidentifier() and targets != "all-linear":
+        # trl turns a one-item list into a string, which peft reads as a regex over full module names
+        config.target_modules = {targets}
+    if config.target_modules is None and (
+        model is None or getattr(model.config, "model_type", None) == GPTConfig.model_type
+    ):
+        config.target_modules = set(DEFAULT_TARGET_MODULES)
+    return config
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -75,16 +63,18 @@ def log_parameters(model, prefix: str = "") -> tuple[int, int]:
     return trainable, total
 
 
-def apply_lora(model: PreTrainedModel, args: LoraArguments, task_type: str | TaskType) -> PeftModel:
+def apply_lora(model: PreTrainedModel, model_args: ModelConfig, task_type: str | TaskType) -> PeftModel:
     """Wrap ``model`` with LoRA adapters (base weights frozen) and log its trainable/total parameters."""
-    config = build_lora_config(args, task_type)
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in config.target_modules if m not in present]
-    if missing:
-        raise ValueError(
-            f"lora_target_modules {missing} match no module of {type(model).__name__}; "
-            f"hfpipe GPT linears are {DEFAULT_TARGET_MODULES}"
-        )
+    config = build_lora_config(model_args, task_type, model)
+    targets = config.target_modules
+    if isinstance(targets, (list, set, tuple)):
+        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = sorted(m for m in targets if m not in present)
+        if missing:
+            raise ValueError(
+                f"lora_target_modules {missing} match no module of {type(model).__name__}; "
+                f"hfpipe GPT linears are {DEFAULT_TARGET_MODULES}"
+            )
     peft_model = get_peft_model(model, config)
     log_parameters(peft_model, prefix="LoRA: ")
     return peft_model
@@ -97,7 +87,6 @@ def merge_lora(peft_model: PeftModel) -> PreTrainedModel:
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
-    "LoraArguments",
     "apply_lora",
     "build_lora_config",
     "count_parameters",

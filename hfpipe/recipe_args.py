@@ -1,20 +1,36 @@
-"""Recipe configuration: defaults < YAML file (``--config``) < command-line flags.
+"""Recipe configuration and command-line behaviour shared by every recipe.
 
-Every recipe declares its settings as dataclasses (its own, or transformers'/trl's
-``TrainingArguments``-style ones). YAML keys are flat and named exactly like the dataclass
-fields; an unknown key is an error that names it.
+Settings: dataclass defaults < YAML file (``--config``) < command-line flags. Recipes combine trl's own
+dataclasses (``ScriptArguments``, ``ModelConfig``, ``SFTConfig``...) with hfpipe's few; YAML keys are flat
+and named exactly like the fields, and an unknown key is an error that names it.
+
+For every ``TrainingArguments`` subclass the parser resolves precision once, for every trainer:
+``bf16`` defaults to on only where the hardware computes it natively (``hardware.fast_bf16_available``),
+and ``use_cpu`` is set where there is no GPU (transformers refuses bf16 on a CPU otherwise, and builds
+gloo DDP for multi-process CPU launches only with it).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import fields
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import yaml
+from transformers import TrainingArguments
 from trl import TrlParser
+
+from . import hardware
+
+logger = logging.getLogger(__name__)
+
+DEBUG_ENV = "HFPIPE_DEBUG"
 
 
 class ConfigError(ValueError):
@@ -25,7 +41,7 @@ def _known_keys(dataclass_types) -> set[str]:
     return {f.name for dc in dataclass_types for f in fields(dc) if f.init}
 
 
-def _check_yaml(path: str, known: set[str]) -> None:
+def _check_yaml(path: str, known: set[str]) -> dict:
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh)
@@ -36,7 +52,7 @@ def _check_yaml(path: str, known: set[str]) -> None:
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path!r} is not valid YAML: {err}") from None
     if data is None:
-        return
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {path!r} must hold a YAML mapping of flat keys, got {type(data).__name__}"
@@ -48,13 +64,87 @@ def _check_yaml(path: str, known: set[str]) -> None:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"unknown key(s) in {path}: {', '.join(hints)}; remove them or fix their names")
+    return data
 
 
 def launched_on_cpu_only() -> bool:
     """True for a multi-process launch (``accelerate launch``/torchrun) on a machine with no GPU."""
-    import torch
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not hardware.has_accelerator()
 
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+def check_precision(bf16: bool | None, fp16: bool | None) -> None:
+    """Refuse precision settings that cannot work here; warn once when bf16 will be slow."""
+    if bf16 and fp16:
+        raise ConfigError("bf16 and fp16 are both set; choose one (--bf16 true or --fp16 true), not both")
+    if fp16 and not hardware.has_accelerator():
+        raise ConfigError(
+            "fp16 mixed precision needs a GPU and this machine has none; drop --fp16 "
+            "(bf16 is chosen automatically where the CPU computes it natively)"
+        )
+    if bf16 and not hardware.has_accelerator() and not hardware.fast_bf16_available():
+        warnings.warn(
+            "bf16 is on, but this CPU has no native bf16 (no AVX512-BF16 or AMX): training will run about 4x "
+            "slower than fp32. Leave bf16 unset to choose automatically.",
+            stacklevel=2,
+        )
+
+
+_POSITIVE_INTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+
+
+def check_training_values(ns) -> None:
+    """Catch values that would otherwise fail deep inside torch after the data is prepared."""
+    for name in _POSITIVE_INTS:
+        value = getattr(ns, name, None)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    lr = getattr(ns, "learning_rate", None)
+    if lr is not None and lr < 0:
+        raise ConfigError(f"learning_rate must be positive, got {lr}")
+    out = getattr(ns, "output_dir", None)
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"output_dir {out!r} is a file, not a directory; choose another output_dir")
+
+
+@dataclass
+class RunArguments:
+    """Settings of any training recipe that transformers' ``TrainingArguments`` no longer has."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace what output_dir holds; otherwise a different run there is refused."},
+    )
+
+
+def _cli_keys(args: Sequence[str]) -> list[str]:
+    return [a[2:].split("=", 1)[0] for a in args if a.startswith("--") and a != "--config"]
+
+
+class RecipeParser(TrlParser):
+    """``TrlParser`` whose errors are one readable line, with hardware-aware precision defaults."""
+
+    def __init__(self, dataclass_types, **kwargs):
+        super().__init__(dataclass_types, **kwargs)
+        defaults = {}
+        if any(a.dest == "bf16" for a in self._actions):
+            defaults["bf16"] = hardware.fast_bf16_available()
+        if any(a.dest == "use_cpu" for a in self._actions) and not hardware.has_accelerator():
+            defaults["use_cpu"] = True
+        self.set_defaults_with_config(**defaults)
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (run with --help for the list of settings)")
+
+    explicit_keys: list[str] = []  # settings the user gave (YAML or CLI): they identify a run
+
+    def parse_args_into_dataclasses(self, args=None, **kwargs):
+        namespace, _ = self.parse_known_args(args=args)
+        if hasattr(namespace, "bf16"):
+            check_precision(namespace.bf16, getattr(namespace, "fp16", False))
+        check_training_values(namespace)
+        given = {k: getattr(namespace, k) for k in self.explicit_keys if hasattr(namespace, k)}
+        self.run_settings = json.loads(json.dumps(given, default=str))
+        return super().parse_args_into_dataclasses(args=args, **kwargs)
 
 
 def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | None = None):
@@ -63,10 +153,55 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
         # TrainingArguments sets up gloo DDP only for CPU runs; otherwise each rank trains alone.
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     args = list(sys.argv[1:] if args is None else args)
+    types = list(dataclass_types)
+    training = [t for t in types if issubclass(t, TrainingArguments)]
+    extra = [RunArguments] if training and RunArguments not in types else []
+    yaml_data = {}
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
             raise ConfigError("--config needs a path to a YAML file")
-        _check_yaml(args[i + 1], _known_keys(dataclass_types))
-    parser = TrlParser(list(dataclass_types))
-    return parser.parse_args_and_config(args)
+        yaml_data = _check_yaml(args[i + 1], _known_keys(types + extra))
+    parser = RecipeParser(types + extra)
+    parser.explicit_keys = [*yaml_data, *_cli_keys(args)]
+    parsed = parser.parse_args_and_config(args)
+    if extra:
+        run_args, parsed = parsed[-1], parsed[:-1]
+        for obj in parsed:
+            if isinstance(obj, TrainingArguments):
+                obj.overwrite_output_dir = run_args.overwrite_output_dir
+                obj.hfpipe_run_settings = parser.run_settings
+    return parsed
+
+
+def setup_logging(main_process: bool = True) -> None:
+    """Readable logs: hfpipe's at INFO on the main process, transformers' warnings only."""
+    from transformers.utils import logging as hf_logging
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO if main_process else logging.WARNING,
+        stream=sys.stdout,
+    )
+    hf_logging.set_verbosity_warning()
+
+
+def run_recipe(main: Callable[[], object]) -> None:
+    """Run a recipe's ``main``; a user error ends in one ``error: ...`` line and exit code 2.
+
+    ``HFPIPE_DEBUG=1`` shows the full traceback instead.
+    """
+    from .training.checkpoints import CheckpointError
+
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, CheckpointError, ImportError) as err:
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        message = str(err).strip() or type(err).__name__
+        print(f"error: {message}\n(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        sys.exit(2)

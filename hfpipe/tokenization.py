@@ -10,12 +10,13 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
 
+from hfpipe.data import DataArguments, corpus_fingerprint, load_clean_split
 from hfpipe.io import save_atomically
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ PAD_TOKEN = "<|pad|>"  # distinct from eos: SFT masks pad positions, and must st
 UNK_TOKEN = "<|unk|>"  # char-level only: byte-level BPE never needs one
 SEED_SPECIAL_TOKENS = ["<BOS>", "<EOS>", "<MASK>", "<UNK>", "<SEP>", "<CLS>", "<PAD>"]
 BYTE_ALPHABET_SIZE = 256
+FINGERPRINT_FILE = "hfpipe_tokenizer.json"  # what a tokenizer was trained on, saved beside it
 
 # Assistant turns (and the eos that ends them) sit inside {% generation %} so that
 # apply_chat_template(..., return_assistant_tokens_mask=True) marks exactly what the model must learn.
@@ -233,52 +235,99 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def save_tokenizer(tokenizer, output_dir: str | os.PathLike) -> Path:
-    """``save_pretrained`` into a temp dir beside ``output_dir``, then rename: never half-written."""
-    return save_atomically(tokenizer.save_pretrained, output_dir)
+def save_tokenizer(tokenizer, output_dir: str | os.PathLike, fingerprint: dict | None = None) -> Path:
+    """``save_pretrained`` (plus ``fingerprint``, when given, as :data:`FINGERPRINT_FILE`) into a temp dir
+    beside ``output_dir``, then rename: never half-written."""
+
+    def save(tmp: Path) -> None:
+        tokenizer.save_pretrained(tmp)
+        if fingerprint is not None:
+            (tmp / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2))
+
+    return save_atomically(save, output_dir)
 
 
-def build_tokenizer(tok_args: TokenizerArguments, data_args=None):
-    """Load ``tok_args.tokenizer_name_or_path``, or train one (BPE or char-level) on ``data_args``' source.
+def build_tokenizer(tok_args: TokenizerArguments, script_args=None, data_args: DataArguments | None = None):
+    """Load ``tok_args.tokenizer_name_or_path``, or train one (BPE or char-level) on the train split of
+    ``script_args.dataset_name`` (:func:`hfpipe.data.load_clean_split`).
 
-    Returns (tokenizer, bytes per token on held-out documents or None when there is no data).
-    Held-out documents are the seeded validation split of the data pipeline, so they never hold a
-    duplicate of a training document.
+    Returns (tokenizer, bytes per token on the validation split, or None when there is none). The validation
+    split is the data pipeline's, so it never holds a duplicate of a training document.
     """
-    from hfpipe.data import clean_dataset, load_text_dataset, split_dataset
-
-    if tok_args.tokenizer_name_or_path is None and (data_args is None or not data_args.dataset_name):
+    has_data = script_args is not None and bool(script_args.dataset_name)
+    if not tok_args.tokenizer_name_or_path and not has_data:
         raise ValueError(
             "no tokenizer to load and no data to train one: set tokenizer_name_or_path or dataset_name"
         )
-    if data_args is None or not data_args.dataset_name:
+    if not has_data:
         return load_tokenizer(tok_args.tokenizer_name_or_path, tok_args.model_max_length), None
-    d = data_args
-    ds = load_text_dataset(d.dataset_name, d.text_column, d.streaming, d.dataset_split, d.dataset_config_name,
-                           d.column_names, d.sample_by)  # fmt: skip
-    ds, _ = clean_dataset(ds, d.normalize, d.min_chars, d.max_chars, d.dedup, d.near_dedup, d.near_dedup_threshold,
-                          d.preprocessing_num_workers, source=d.dataset_name)  # fmt: skip
-    train, heldout = split_dataset(
-        ds, d.validation_split_percentage, d.split_seed, d.preprocessing_num_workers
-    )
+    corpus, _ = load_clean_split(script_args, data_args or DataArguments())
     texts = lambda split: (t for b in split.iter(batch_size=1000) for t in b["text"])  # noqa: E731
-    heldout_texts = list(texts(heldout))
-    train_texts = texts(train)
-    if not heldout_texts and d.validation_split_percentage > 0 and not d.streaming:
-        # one long document (e.g. a single .txt file): hold out its tail instead
-        docs = list(texts(train))
-        cut = int(len(docs[-1]) * (1 - d.validation_split_percentage / 100))
-        heldout_texts, train_texts = [docs[-1][cut:]], [*docs[:-1], docs[-1][:cut]]
     if tok_args.tokenizer_name_or_path:
         tok = load_tokenizer(tok_args.tokenizer_name_or_path, tok_args.model_max_length)
     elif tok_args.char_level:
-        tok = build_char_tokenizer(train_texts, tok_args.end_of_text_token, tok_args.padding_token,
+        tok = build_char_tokenizer(texts(corpus["train"]), tok_args.end_of_text_token, tok_args.padding_token,
                                    extra_special_tokens=tok_args.extra_special_tokens,
                                    model_max_length=tok_args.model_max_length)  # fmt: skip
     else:
-        tok = train_bpe_tokenizer(train_texts, tok_args.vocab_size, tok_args.min_frequency, tok_args.end_of_text_token,
-                                  tok_args.padding_token, tok_args.extra_special_tokens, tok_args.model_max_length)  # fmt: skip
-    bpt = bytes_per_token(tok, heldout_texts) if any(heldout_texts) else None
+        tok = train_bpe_tokenizer(texts(corpus["train"]), tok_args.vocab_size, tok_args.min_frequency,
+                                  tok_args.end_of_text_token, tok_args.padding_token, tok_args.extra_special_tokens,
+                                  tok_args.model_max_length)  # fmt: skip
+    heldout = list(texts(corpus["validation"])) if "validation" in corpus else []
+    bpt = bytes_per_token(tok, heldout) if any(heldout) else None
     if bpt is not None:
-        logger.info("held-out compression: %.3f bytes/token over %d documents", bpt, len(heldout_texts))
+        logger.info("held-out compression: %.3f bytes/token over %d documents", bpt, len(heldout))
     return tok, bpt
+
+
+def tokenizer_fingerprint(tok_args: TokenizerArguments, script_args, data_args: DataArguments) -> dict:
+    """What a trained tokenizer depends on (JSON-ready): the tokenizer settings and the corpus
+    (:func:`hfpipe.data.corpus_fingerprint`: source files or Hub id, cleaning and split settings)."""
+    return json.loads(
+        json.dumps({"tokenizer": asdict(tok_args), "corpus": corpus_fingerprint(script_args, data_args)})
+    )
+
+
+def tokenizer_for_run(
+    tok_args: TokenizerArguments, script_args, data_args: DataArguments, directory: str | os.PathLike
+) -> PreTrainedTokenizerFast:
+    """The tokenizer this run trains on its corpus, kept in ``directory``.
+
+    A tokenizer already in ``directory`` is reused only when its :data:`FINGERPRINT_FILE` matches
+    :func:`tokenizer_fingerprint` (the same corpus and settings: a resumed run, or another rank that trained
+    it first); otherwise a new one is trained and atomically replaces it. The log says which and why.
+    """
+    directory = Path(directory)
+    want = tokenizer_fingerprint(tok_args, script_args, data_args)
+    reason = _mismatch(directory, want)
+    if reason is None:
+        logger.info("reusing the tokenizer in %s (trained on the same corpus and settings)", directory)
+        return AutoTokenizer.from_pretrained(str(directory))
+    log = logger.info if reason.startswith("no tokenizer") else logger.warning
+    log("training a new tokenizer for %s: %s", directory, reason)
+    tokenizer, bpt = build_tokenizer(tok_args, script_args, data_args)
+    save_tokenizer(tokenizer, directory, fingerprint=want)
+    logger.info("saved a %d-token tokenizer to %s (held-out bytes/token: %s)", len(tokenizer), directory,
+                "n/a" if bpt is None else f"{bpt:.3f}")  # fmt: skip
+    return tokenizer
+
+
+def _mismatch(directory: Path, want: dict) -> str | None:
+    """Why the tokenizer in ``directory`` cannot be reused for ``want``; None when it can."""
+    if not (directory / "tokenizer.json").is_file():
+        return "no tokenizer there yet"
+    try:
+        saved = json.loads((directory / FINGERPRINT_FILE).read_text())
+    except (OSError, ValueError):
+        return f"the tokenizer there has no readable {FINGERPRINT_FILE} (left over from an earlier run?); replacing it"
+    if saved == want:
+        return None
+    if saved.get("corpus", {}).get("source") != want["corpus"]["source"]:
+        return f"the tokenizer there was trained on another corpus ({saved.get('corpus', {}).get('source')}); replacing it"
+    changed = sorted(
+        f"{part}.{k}"
+        for part in ("tokenizer", "corpus")
+        for k in set(saved.get(part, {})) | set(want[part])
+        if saved.get(part, {}).get(k) != want[part].get(k)
+    )
+    return f"the tokenizer there was trained with other settings ({', '.join(changed)}); replacing it"

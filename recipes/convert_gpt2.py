@@ -6,10 +6,8 @@ python recipes/convert_gpt2.py --model_name_or_path gpt2-hfpipe --output_dir gpt
 
 from dataclasses import dataclass, field
 
-from transformers.utils import logging as hf_logging
-
 from hfpipe.convert import convert_checkpoint
-from hfpipe.recipe_args import parse_recipe_args
+from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 
 
 @dataclass
@@ -19,14 +17,17 @@ class ConvertArguments:
     direction: str = field(default="to_hfpipe", metadata={"help": "to_hfpipe or to_gpt2"})
 
 
+ARGUMENTS = (ConvertArguments,)
+
+
 def main(args: list[str] | None = None):
     """Run the conversion; returns the output directory."""
-    hf_logging.set_verbosity_info()
-    (cfg,) = parse_recipe_args([ConvertArguments], args)
+    (cfg,) = parse_recipe_args(ARGUMENTS, args)
+    setup_logging()
     path = convert_checkpoint(cfg.model_name_or_path, cfg.output_dir, cfg.direction)
     print(f"converted model written to {path}")
     return path
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

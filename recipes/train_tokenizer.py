@@ -1,6 +1,9 @@
 """Train a byte-level BPE (or character-level) tokenizer on any data source, or export an existing one.
 
-python recipes/train_tokenizer.py --config recipes/configs/tokenizer_bpe.yaml --dataset_name corpus.txt
+    python recipes/train_tokenizer.py --config recipes/configs/tokenizer_bpe.yaml --dataset_name corpus.txt
+
+Settings: trl's ScriptArguments (dataset_name, dataset_config, dataset_train_split, dataset_streaming),
+DataArguments (reading, cleaning, split), TokenizerArguments and output_dir.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from trl import ScriptArguments
+
 from hfpipe.data import DataArguments
-from hfpipe.recipe_args import parse_recipe_args
+from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 from hfpipe.tokenization import TokenizerArguments, build_tokenizer, save_tokenizer
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("hfpipe.train_tokenizer")
 
 
 @dataclass
@@ -22,12 +27,14 @@ class TokenizerOutputArguments:
     )
 
 
+ARGUMENTS = [ScriptArguments, DataArguments, TokenizerArguments, TokenizerOutputArguments]
+
+
 def main(args: list[str] | None = None):
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data_args, tok_args, out_args = parse_recipe_args(
-        [DataArguments, TokenizerArguments, TokenizerOutputArguments], args
-    )
-    tokenizer, bpt = build_tokenizer(tok_args, data_args)
+    """Train (or load) the tokenizer and save it to ``output_dir``; returns (tokenizer, held-out bytes/token)."""
+    setup_logging()
+    script_args, data_args, tok_args, out_args = parse_recipe_args(ARGUMENTS, args)
+    tokenizer, bpt = build_tokenizer(tok_args, script_args, data_args)
     save_tokenizer(tokenizer, out_args.output_dir)
     logger.info("saved %d-token tokenizer to %s (held-out bytes/token: %s)", len(tokenizer), out_args.output_dir,
                 "n/a" if bpt is None else f"{bpt:.3f}")  # fmt: skip
@@ -35,4 +42,4 @@ def main(args: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

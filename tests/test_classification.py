@@ -197,13 +197,15 @@ def test_load_classifier_rejects_non_causal_checkpoints(causal_dir, tmp_path):
     load_classifier(str(causal_dir), {0: "a", 1: "b"}).save_pretrained(tmp_path / "clf")
     with pytest.raises(ValueError, match="GPTForSequenceClassification.*not a causal LM"):
         load_classifier(str(tmp_path / "clf"), {0: "a", 1: "b"})
-    other = tmp_path / "llama"
-    other.mkdir()
-    (other / "config.json").write_text(
-        json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+    # any other causal LM loads by the same rule, with a new score head on its backbone
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    tiny = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
     )
-    with pytest.raises(ValueError, match="'llama' model; hfpipe loads only"):
-        load_classifier(str(other), {0: "a", 1: "b"})
+    LlamaForCausalLM(tiny).save_pretrained(tmp_path / "llama")
+    clf = load_classifier(str(tmp_path / "llama"), {0: "a", 1: "b"}, pad_token_id=0)
+    assert isinstance(clf, LlamaForSequenceClassification) and clf.config.num_labels == 2
 
 
 def test_strategies_choose_what_trains(causal_dir):

@@ -1,11 +1,11 @@
-"""GPT-2 <-> hfpipe GPT conversion, parameter counts, load_gpt and convert_checkpoint on tiny local models."""
+"""GPT-2 <-> hfpipe GPT conversion, parameter counts, loading and convert_checkpoint on tiny local models."""
 
 import json
 import logging
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
 
 from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
 from hfpipe.convert import (
@@ -13,9 +13,9 @@ from hfpipe.convert import (
     gpt2_to_gpt,
     gpt_config_to_gpt2,
     gpt_to_gpt2,
-    load_gpt,
     save_atomically,
 )
+from hfpipe.loading import load_model
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +103,7 @@ def test_presets_match_gpt2_parameter_counts(preset):
     assert n_params(ours) == {**expected, "gpt2-xl": 1_557_611_200}[preset]
 
 
-# --- load_gpt -----------------------------------------------------------------------------------------------
+# --- load_model -----------------------------------------------------------------------------------------------
 
 
 def test_load_gpt_from_gpt2_and_hfpipe_dirs(tmp_path):
@@ -112,12 +112,12 @@ def test_load_gpt_from_gpt2_and_hfpipe_dirs(tmp_path):
     ids = torch.randint(0, 128, (1, 12))
     with torch.no_grad():
         expected = gpt2(ids).logits
-        from_gpt2 = load_gpt(str(tmp_path / "gpt2"))
+        from_gpt2 = load_model(str(tmp_path / "gpt2"))
         assert isinstance(from_gpt2, GPTForCausalLM)
         torch.testing.assert_close(from_gpt2(ids).logits, expected, atol=1e-4, rtol=1e-4)
         from_gpt2.save_pretrained(tmp_path / "ours")
         torch.testing.assert_close(
-            load_gpt(str(tmp_path / "ours"))(ids).logits, expected, atol=1e-4, rtol=1e-4
+            load_model(str(tmp_path / "ours"))(ids).logits, expected, atol=1e-4, rtol=1e-4
         )
 
 
@@ -128,7 +128,7 @@ def test_load_gpt_classification_keeps_backbone(tmp_path, source):
         gpt2.save_pretrained(tmp_path)
     else:
         gpt2_to_gpt(gpt2).save_pretrained(tmp_path)
-    classifier = load_gpt(str(tmp_path), task="classification", num_labels=2)
+    classifier = load_model(str(tmp_path), task="sequence-classification", num_labels=2)
     assert isinstance(classifier, GPTForSequenceClassification) and classifier.config.num_labels == 2
     torch.testing.assert_close(classifier.model.tok_emb.weight, gpt2.transformer.wte.weight)
     torch.testing.assert_close(
@@ -138,18 +138,16 @@ def test_load_gpt_classification_keeps_backbone(tmp_path, source):
 
 def test_load_gpt_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="task must be"):
-        load_gpt(str(tmp_path), task="translation")
+        load_model(str(tmp_path), task="translation")
     with pytest.raises(FileNotFoundError, match="has no config.json"):
-        load_gpt(str(tmp_path))
+        load_model(str(tmp_path))
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON.*corrupt"):
-        load_gpt(str(tmp_path))
-    bert = BertModel(
-        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
-    )
-    bert.save_pretrained(tmp_path / "bert")
-    with pytest.raises(ValueError, match="is a 'bert' model; hfpipe loads only"):
-        load_gpt(str(tmp_path / "bert"))
+        load_model(str(tmp_path))
+    t5 = T5Model(T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2))
+    t5.save_pretrained(tmp_path / "t5")
+    with pytest.raises(ValueError, match="is a 't5' model, which has no causal-lm class"):
+        load_model(str(tmp_path / "t5"))
 
 
 @pytest.mark.parametrize("kind", ["ours", "gpt2"])
@@ -160,10 +158,39 @@ def test_load_gpt_missing_or_corrupt_weights(tmp_path, kind):
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="corrupt or truncated"):
-        load_gpt(str(tmp_path))
+        load_model(str(tmp_path))
     weights.unlink()
     with pytest.raises(OSError, match="no file named model.safetensors"):
-        load_gpt(str(tmp_path))
+        load_model(str(tmp_path))
+
+
+def test_config_of_one_model_with_weights_of_another_is_refused(tmp_path):
+    """A config.json that says gpt2 over weights that are not GPT-2's must not load as a random model."""
+    GPTForCausalLM(GPTConfig.from_preset("tiny")).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "gpt2", "n_embd": config["emb_dim"], "n_layer": 2, "n_head": 2})
+    )
+    with pytest.raises(ValueError, match="does not fit GPT2LMHeadModel"):
+        load_model(str(tmp_path))
+
+
+def test_a_mistyped_local_path_fails_at_once_naming_it(tmp_path, monkeypatch):
+    import time
+
+    from hfpipe.loading import load_tokenizer
+
+    (tmp_path / "out" / "tokenizer").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even online: no Hub round trip
+    start = time.perf_counter()
+    with pytest.raises(
+        FileNotFoundError, match="'out/tokenizr' does not exist; did you mean 'out/tokenizer'"
+    ):
+        load_tokenizer("out/tokenizr")
+    with pytest.raises(FileNotFoundError, match="'./nowhere/model' does not exist"):
+        load_model("./nowhere/model")
+    assert time.perf_counter() - start < 2
 
 
 # --- convert_checkpoint / save_atomically ---------------------------------------------------------------

@@ -1,19 +1,26 @@
 import functools
+import logging
 import shutil
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
+from trl import ScriptArguments
 
+import hfpipe.tokenization
+from hfpipe.data import DataArguments
 from hfpipe.tokenization import (
     EOS_TOKEN,
+    FINGERPRINT_FILE,
     PAD_TOKEN,
     SEED_SPECIAL_TOKENS,
+    TokenizerArguments,
     build_char_tokenizer,
     bytes_per_token,
     load_gpt2_tokenizer,
     save_tokenizer,
+    tokenizer_for_run,
     train_bpe_tokenizer,
 )
 
@@ -126,3 +133,47 @@ def test_char_level_stoi_itos():
     assert "".join(itos[i] for i in ids[:-1]) == "hello" and ids[-1] == tok.eos_token_id
     assert tok("hé")["input_ids"][-1] == tok.unk_token_id
     assert tok.decode(tok("low")["input_ids"]) == "low"
+
+
+def test_tokenizer_for_run_reuses_only_what_matches(tmp_path, caplog, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"{t} {i}\n" for i, t in enumerate(CORPUS)))
+    script, data = ScriptArguments(dataset_name=str(corpus)), DataArguments(sample_by="paragraph")
+    out, args = tmp_path / "run" / "tokenizer", TokenizerArguments(vocab_size=300)
+    tokenizer_json = out / "tokenizer.json"
+
+    def run(tok_args=args):
+        caplog.clear()
+        return tokenizer_for_run(tok_args, script, data, out)
+
+    caplog.set_level(logging.INFO, logger="hfpipe.tokenization")
+    first = run()
+    assert "no tokenizer there yet" in caplog.text and (out / FINGERPRINT_FILE).is_file()
+    trained = tokenizer_json.stat().st_mtime_ns
+    with monkeypatch.context() as m:  # a resumed run, or the second rank after the first: nothing to train
+        m.setattr(hfpipe.tokenization, "build_tokenizer", lambda *a: pytest.fail("trained again"))
+        assert run().get_vocab() == first.get_vocab()
+    assert f"reusing the tokenizer in {out} (trained on the same corpus and settings)" in caplog.text
+    assert tokenizer_json.stat().st_mtime_ns == trained
+    run(TokenizerArguments(vocab_size=290))
+    assert (
+        "other settings (tokenizer.vocab_size)" in caplog.text
+        and len(AutoTokenizer.from_pretrained(out)) <= 290
+    )
+    corpus.write_text(corpus.read_text() + "a new document\n")
+    run()
+    assert "trained on another corpus" in caplog.text
+    (out / FINGERPRINT_FILE).unlink()  # a leftover from an earlier run, or from before fingerprints
+    run()
+    assert f"no readable {FINGERPRINT_FILE}" in caplog.text and caplog.records[0].levelname == "WARNING"
+    saved = tokenizer_json.read_bytes()
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        run(TokenizerArguments(vocab_size=100))
+    assert tokenizer_json.read_bytes() == saved and not list(out.parent.glob(".tokenizer.tmp-*"))
+    run()
+    assert "reusing the tokenizer" in caplog.text
+
+
+def test_build_tokenizer_needs_a_source():
+    with pytest.raises(ValueError, match="set tokenizer_name_or_path or dataset_name"):
+        hfpipe.tokenization.build_tokenizer(TokenizerArguments(), ScriptArguments(), DataArguments())

@@ -1,14 +1,17 @@
-"""Data pipeline: sources, cleaning, tokenize + pack, and the datasets LM recipes train on."""
+"""Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack."""
 
 from hfpipe.data.args import DataArguments
 from hfpipe.data.cleaning import CleaningStep, clean_dataset, format_report, normalize_text
 from hfpipe.data.packing import FEATURES, pack_dataset, pack_ids, tokenize_and_pack
 from hfpipe.data.prepare import (
     build_lm_datasets,
+    corpus_fingerprint,
+    load_clean_split,
     load_packed_dataset,
-    prepare_dataset,
+    pack_corpus,
     resolve_block_size,
     save_packed_dataset,
+    split_by_position,
     split_dataset,
 )
 from hfpipe.data.sources import load_text_dataset
@@ -19,15 +22,18 @@ __all__ = [
     "DataArguments",
     "build_lm_datasets",
     "clean_dataset",
+    "corpus_fingerprint",
     "format_report",
+    "load_clean_split",
     "load_packed_dataset",
     "load_text_dataset",
     "normalize_text",
+    "pack_corpus",
     "pack_dataset",
     "pack_ids",
-    "prepare_dataset",
     "resolve_block_size",
     "save_packed_dataset",
+    "split_by_position",
     "split_dataset",
     "tokenize_and_pack",
 ]

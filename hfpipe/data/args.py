@@ -1,4 +1,8 @@
-"""Data settings common to every recipe (flat, run_clm-style names)."""
+"""Data settings trl's ``ScriptArguments`` has no field for: reading, cleaning, splitting, packing.
+
+The source itself (``dataset_name``, ``dataset_config``, ``dataset_train_split``, ``dataset_streaming``) is
+trl's ``ScriptArguments``, so one parser holds both with no duplicate option and a trl YAML works as is.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DataArguments:
-    """Where the text comes from, how it is cleaned, split and packed into blocks."""
+    """How the text is read, cleaned, split into train/validation and packed into blocks."""
 
-    dataset_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub dataset id, a local .txt/.jsonl/.json/.csv/.tsv/.parquet file, a directory or a glob."
-        },
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
-    dataset_split: str = field(default="train", metadata={"help": "Split to read from the source."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
     column_names: list[str] | None = field(
         default=None, metadata={"help": "Column names of a csv/tsv file without a header row."}
@@ -24,9 +20,6 @@ class DataArguments:
     sample_by: str = field(
         default="document",
         metadata={"help": "For .txt files, one document per 'document' (file), 'paragraph' or 'line'."},
-    )
-    streaming: bool = field(
-        default=False, metadata={"help": "Stream the source instead of caching it as Arrow."}
     )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Percent of documents (seeded, by content hash) kept for validation."}
@@ -60,3 +53,10 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Keep at most this many validation blocks."}
     )
+
+    def __post_init__(self):
+        if not 0 <= self.validation_split_percentage < 100:
+            raise ValueError(
+                f"validation_split_percentage={self.validation_split_percentage} must be in [0, 100); "
+                "use e.g. 10 for a 90/10 split, or 0 for no validation split"
+            )

@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from hfpipe.data.args import DataArguments
+
 logger = logging.getLogger(__name__)
 
 # C0/C1 controls except \t \n \r, lone surrogates, the replacement character and non-characters.
@@ -109,22 +111,21 @@ def _near_dup_keep(signatures, lookup, threshold: float, num_perm: int) -> list[
 
 def clean_dataset(
     ds: Dataset | IterableDataset,
-    normalize: str | None = "NFC",
-    min_chars: int = 1,
-    max_chars: int | None = None,
-    dedup: bool = True,
-    near_dedup: bool = False,
-    near_dedup_threshold: float = 0.8,
-    num_proc: int | None = None,
-    num_perm: int = 128,
+    data_args: DataArguments | None = None,
     source: str = "corpus",
+    num_perm: int = 128,
 ) -> tuple[Dataset | IterableDataset, list[CleaningStep]]:
-    """Clean a ``text`` dataset; returns it and one :class:`CleaningStep` per step (logged as a table).
+    """Clean a ``text`` dataset as ``data_args`` says (normalize, min/max_chars, dedup, near_dedup);
+    returns it and one :class:`CleaningStep` per step (logged as a table).
 
     Raises ValueError when nothing is left, naming ``source`` and the step that emptied it.
     """
+    args = data_args or DataArguments()
+    # the lambdas below capture plain values, not ``args``: datasets' cache keys hash what they capture
+    form, lo = args.normalize, args.min_chars
+    hi = args.max_chars if args.max_chars is not None else float("inf")
     streaming = isinstance(ds, IterableDataset)
-    kw = {} if streaming else {"num_proc": num_proc, "desc": None}
+    kw = {} if streaming else {"num_proc": args.preprocessing_num_workers, "desc": None}
     steps: list[CleaningStep] = []
     docs, chars = _stats(ds)
     steps.append(CleaningStep("input", 0, 0, docs, chars))
@@ -150,21 +151,20 @@ def clean_dataset(
     ds = record(
         "normalize",
         ds.map(
-            lambda b: {"text": [normalize_text(t, normalize) for t in b["text"]]},
+            lambda b: {"text": [normalize_text(t, form) for t in b["text"]]},
             batched=True,
             **_desc(kw, "normalize"),
         ),
     )
-    hi = max_chars if max_chars is not None else float("inf")
     ds = record(
         "length",
         ds.filter(
-            lambda b: [min_chars <= len(t) <= hi for t in b["text"]],
+            lambda b: [lo <= len(t) <= hi for t in b["text"]],
             batched=True,
             **_desc(kw, "length filter"),
         ),
     )
-    if dedup:
+    if args.dedup:
         if streaming:
             ds = IterableDataset.from_generator(_dedup_stream, features=ds.features, gen_kwargs={"ds": ds})
         else:
@@ -177,10 +177,10 @@ def clean_dataset(
             _, first = np.unique(hashed.with_format("arrow")[:]["h"].to_numpy(), return_index=True)
             ds = ds.select(np.sort(first)) if len(first) < len(ds) else ds
         ds = record("exact dedup", ds)
-    if near_dedup:
+    if args.near_dedup:
         if streaming:
             raise ValueError(
-                "near_dedup needs the whole corpus at once; set streaming=False or near_dedup=False"
+                "near_dedup needs the whole corpus at once; set dataset_streaming=false or near_dedup=false"
             )
         sigs = ds.map(
             lambda b: {"sig": minhash_signatures(b["text"], num_perm)},
@@ -190,7 +190,7 @@ def clean_dataset(
         )
         rows = (row for b in sigs.with_format("numpy").iter(batch_size=10_000) for row in b["sig"])
         table = sigs.with_format("numpy")
-        keep = _near_dup_keep(rows, lambda i: table[int(i)]["sig"], near_dedup_threshold, num_perm)
+        keep = _near_dup_keep(rows, lambda i: table[int(i)]["sig"], args.near_dedup_threshold, num_perm)
         ds = record("near dedup", ds.select(keep) if len(keep) < len(ds) else ds)
     if not streaming:
         logger.info("cleaning report for %s:\n%s", source, format_report(steps))

@@ -1,7 +1,7 @@
-"""Metrics shipped as local `evaluate` modules, so loading them never needs the Hugging Face Hub.
+"""Classification metrics as one local `evaluate` module, so loading it never needs the Hugging Face Hub.
 
-Each metric lives in ``hfpipe/metrics/<name>/<name>.py``; ``evaluate.load`` given that file path copies it
-into the local modules cache and imports it, without any network call.
+The module is ``hfpipe/metrics/classification/classification.py``; ``evaluate.load`` given that file path
+copies it into the local modules cache and imports it, without any network call.
 """
 
 from collections.abc import Callable, Sequence
@@ -11,23 +11,15 @@ from typing import Any
 import evaluate
 import numpy as np
 
-METRICS_DIR = Path(__file__).resolve().parent
+CLASSIFICATION_SCRIPT = Path(__file__).resolve().parent / "classification" / "classification.py"
 
 
-def available_metrics() -> list[str]:
-    """Names of the metrics shipped with hfpipe."""
-    return sorted(p.parent.name for p in METRICS_DIR.glob("*/*.py") if p.stem == p.parent.name)
+def load_classification_metric(**load_kwargs: Any) -> evaluate.EvaluationModule:
+    """Load the classification metric (accuracy, precision, recall, F1, confusion matrix) with no network.
 
-
-def load_metric(name: str, **load_kwargs: Any) -> evaluate.EvaluationModule:
-    """Load the shipped metric `name` (e.g. "accuracy") with no network access.
-
-    `load_kwargs` go to `evaluate.load` (e.g. `keep_in_memory=True`); unknown names raise `ValueError`.
+    `load_kwargs` go to `evaluate.load` (e.g. `keep_in_memory=True`).
     """
-    script = METRICS_DIR / name / f"{name}.py"
-    if not name.isidentifier() or not script.is_file():
-        raise ValueError(f"Unknown metric {name!r}; available metrics: {', '.join(available_metrics())}")
-    return evaluate.load(str(script), **load_kwargs)
+    return evaluate.load(str(CLASSIFICATION_SCRIPT), **load_kwargs)
 
 
 def classification_metrics(
@@ -39,7 +31,7 @@ def classification_metrics(
     Predictions are the argmax over the last dim and positions labelled -100 are ignored. `average`
     defaults to "binary" when the logits have 2 classes, "macro" otherwise.
     """
-    metrics = {n: load_metric(n, keep_in_memory=True) for n in ("accuracy", "precision", "recall", "f1")}
+    metric = load_classification_metric(keep_in_memory=True)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits, labels = eval_pred[0], eval_pred[1]
@@ -47,13 +39,11 @@ def classification_metrics(
         labels = np.asarray(labels[0] if isinstance(labels, tuple) else labels).reshape(-1)
         preds = logits.argmax(-1).reshape(-1)
         keep = labels != -100
-        preds, labels = preds[keep], labels[keep]
         avg = average or ("binary" if logits.shape[-1] == 2 else "macro")
-        result = metrics["accuracy"].compute(predictions=preds, references=labels)
-        for name in ("precision", "recall", "f1"):
-            result |= metrics[name].compute(
-                predictions=preds, references=labels, average=avg, zero_division=zero_division
-            )
+        result = metric.compute(
+            predictions=preds[keep], references=labels[keep], average=avg, zero_division=zero_division
+        )
+        del result["confusion_matrix"]  # Trainer logs scalars; `confusion_matrix()` gives the matrix
         return result
 
     return compute_metrics
@@ -61,6 +51,9 @@ def classification_metrics(
 
 def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_labels: int) -> list[list[int]]:
     """`num_labels` x `num_labels` confusion matrix: row = true label, column = predicted label."""
-    metric = load_metric("confusion_matrix", keep_in_memory=True)
-    result = metric.compute(predictions=preds, references=labels, labels=list(range(num_labels)))
+    metric = load_classification_metric(keep_in_memory=True)
+    # "micro" is valid for any number of labels; only the matrix is kept
+    result = metric.compute(
+        predictions=preds, references=labels, labels=list(range(num_labels)), average="micro"
+    )
     return result["confusion_matrix"]

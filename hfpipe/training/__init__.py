@@ -1,1 +1,1 @@
-"""Pretraining on transformers' Trainer: arguments, callbacks, checkpoints, throughput and plots."""
+"""What every trainer shares (Trainer, trl's SFT/DPO/Reward trainers): callbacks, checkpoints, plots, model cards."""

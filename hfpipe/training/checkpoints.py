@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 from safetensors import safe_open
@@ -109,3 +110,52 @@ def find_resume_checkpoint(output_dir: str | Path, config, is_main_process: bool
         check_same_architecture(ckpt, config)
         return ckpt
     return None
+
+
+RUN_FILE = "hfpipe_run.json"
+# Settings that may differ when the same run is resumed: where it reports, and how long it goes on.
+_NOT_THE_RUN = {"output_dir", "overwrite_output_dir", "report_to", "logging_dir", "run_name", "push_to_hub",
+                "hub_model_id", "hub_token", "hub_strategy", "disable_tqdm", "dataloader_num_workers", "debug",
+                "max_steps", "num_train_epochs", "save_steps", "eval_steps", "logging_steps", "save_total_limit"}  # fmt: skip
+
+
+def prepare_output_dir(args) -> None:
+    """Guard ``args.output_dir`` before a run writes to it.
+
+    - ``overwrite_output_dir``: the directory is emptied first, so no earlier file survives next to new weights;
+    - the same run again (same settings, recorded in ``hfpipe_run.json``): kept, and the run resumes;
+    - a finished model or another run's files: refused, naming the settings that differ.
+    """
+    out = Path(args.output_dir)
+    settings = {k: v for k, v in getattr(args, "hfpipe_run_settings", {}).items() if k not in _NOT_THE_RUN}
+    is_main = getattr(args, "process_index", 0) == 0
+    if out.exists() and any(out.iterdir()):
+        if getattr(args, "overwrite_output_dir", False):
+            if is_main:
+                logger.warning("overwrite_output_dir: deleting the earlier contents of %s", out)
+                for entry in out.iterdir():
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        else:
+            try:
+                saved = json.loads((out / RUN_FILE).read_text())
+            except (OSError, ValueError):
+                saved = None
+            if saved is None:
+                what = "a finished model" if (out / "config.json").is_file() else "files of another run"
+                raise CheckpointError(
+                    f"output_dir {out} already holds {what}; choose a new output_dir, or set "
+                    "overwrite_output_dir: true to replace it"
+                )
+            if saved != settings:
+                keys = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+                diff = ", ".join(f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now" for k in keys[:6])
+                raise CheckpointError(
+                    f"output_dir {out} holds a run with other settings ({diff}); use a new output_dir, or set "
+                    "overwrite_output_dir: true to replace it"
+                )
+            logger.info("%s holds this run already (same settings): resuming it", out)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True, default=str))
+        tmp.replace(out / RUN_FILE)

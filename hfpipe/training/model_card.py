@@ -1,4 +1,4 @@
-"""A short, honest model card for a pretrained hfpipe model."""
+"""A short, honest model card (the Hub README) for a model trained by an hfpipe recipe."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ pipeline_tag: text-generation
 
 # {name}
 
-A GPT ({n_params:,} parameters: {n_layers} layers, {emb_dim} dims, {n_heads} heads, context {context_length})
-pretrained from scratch with [hfpipe](https://github.com/) on `{dataset}`.
+A GPT ({n_params:,} parameters: {n_layers} layers, {emb_dim} dims, {n_heads} heads, context {context_length}).
+{stage} with hfpipe on `{dataset}`.
 
 | | |
 |---|---|
@@ -53,12 +53,14 @@ def write_model_card(
     prompt: str,
     sample: str,
     repo: str | None = None,
+    stage: str = "pretrained from scratch",
 ) -> Path:
     """Write ``README.md`` (the Hub model card) describing the model, its data and its results."""
     c = model.config
     fmt = lambda key: f"{metrics[key]:.3f}" if key in metrics else "n/a"  # noqa: E731
     text = _TEMPLATE.format(
         name=Path(out).name,
+        stage=stage[:1].upper() + stage[1:],
         n_params=sum(p.numel() for p in model.parameters()),
         n_layers=c.n_layers,
         emb_dim=c.emb_dim,

@@ -1,7 +1,7 @@
 import pytest
 from datasets import Dataset
 
-from hfpipe.data import clean_dataset, format_report, normalize_text, split_dataset
+from hfpipe.data import DataArguments, clean_dataset, format_report, normalize_text, split_dataset
 
 BASE = "the cat sat on the mat and looked at the bird in the tree while the sun went down over the hill"
 
@@ -23,7 +23,7 @@ def corpus():
 
 
 def test_clean_report():
-    ds, steps = clean_dataset(corpus(), min_chars=10, near_dedup=True)
+    ds, steps = clean_dataset(corpus(), DataArguments(min_chars=10, near_dedup=True))
     by = {s.name: s for s in steps}
     assert by["input"].docs_left == 26
     assert by["malformed"].docs_removed == 1
@@ -37,13 +37,13 @@ def test_clean_report():
 
 def test_streaming_dedup():
     stream = corpus().filter(lambda t: t is not None, input_columns="text").to_iterable_dataset()
-    ds, steps = clean_dataset(stream, min_chars=10)
+    ds, steps = clean_dataset(stream, DataArguments(min_chars=10))
     assert len(list(ds)) == 22 and steps[-1].docs_left is None
 
 
 def test_empty_after_cleaning():
     with pytest.raises(ValueError, match="my.txt: no documents left after cleaning step 'length'.*min_chars"):
-        clean_dataset(Dataset.from_dict({"text": ["a", "b"]}), min_chars=5, source="my.txt")
+        clean_dataset(Dataset.from_dict({"text": ["a", "b"]}), DataArguments(min_chars=5), source="my.txt")
 
 
 def test_dedup_before_split():

@@ -1,21 +1,30 @@
 import functools
+import logging
 import os
 
 import numpy as np
 import pytest
 from datasets import Dataset
+from trl import ScriptArguments
 
 from hfpipe.data import (
     DataArguments,
     build_lm_datasets,
+    load_clean_split,
     load_packed_dataset,
     load_text_dataset,
     pack_dataset,
     pack_ids,
     save_packed_dataset,
+    split_by_position,
     tokenize_and_pack,
 )
-from hfpipe.tokenization import build_char_tokenizer, load_gpt2_tokenizer
+from hfpipe.tokenization import (
+    TokenizerArguments,
+    build_char_tokenizer,
+    load_gpt2_tokenizer,
+    tokenizer_for_run,
+)
 
 WORDS = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
@@ -74,16 +83,16 @@ def test_pack_dataset_cached_and_parallel(tmp_path):
 
 
 def test_build_lm_datasets_and_packed_roundtrip(tmp_path):
-    args = DataArguments(dataset_name=str(write_corpus(tmp_path / "c.txt")), sample_by="line", block_size=32,
-                         validation_split_percentage=20, split_seed=3)  # fmt: skip
-    dsd = build_lm_datasets(args, char_tok(), max_context=64)
+    source = ScriptArguments(dataset_name=str(write_corpus(tmp_path / "c.txt")))
+    args = DataArguments(sample_by="line", block_size=32, validation_split_percentage=20, split_seed=3)
+    dsd = build_lm_datasets(source, args, char_tok(), max_context=64)
     assert set(dsd) == {"train", "validation"} and len(dsd["train"]) > 3 * len(dsd["validation"]) > 0
-    again = build_lm_datasets(args, char_tok(), max_context=64)
+    again = build_lm_datasets(source, args, char_tok(), max_context=64)
     assert list(again["validation"]["input_ids"]) == list(dsd["validation"]["input_ids"])  # seeded
-    out = save_packed_dataset(dsd, tmp_path / "packed", {"block_size": 32})
+    out = save_packed_dataset(dsd, tmp_path / "packed")
     assert not list(tmp_path.glob(".packed.tmp-*"))
     loaded = build_lm_datasets(
-        DataArguments(packed_dataset_path=str(out), max_train_samples=5), char_tok(), 64
+        ScriptArguments(), DataArguments(packed_dataset_path=str(out), max_train_samples=5), char_tok(), 64
     )
     assert len(loaded["train"]) == 5 and list(loaded["validation"]["input_ids"]) == list(
         dsd["validation"]["input_ids"]
@@ -91,30 +100,56 @@ def test_build_lm_datasets_and_packed_roundtrip(tmp_path):
     with pytest.raises(
         ValueError, match="block_size=64 is larger than the model's context \\(32 positions\\)"
     ):
-        build_lm_datasets(
-            DataArguments(dataset_name=args.dataset_name, block_size=64), char_tok(), max_context=32
-        )
+        build_lm_datasets(source, DataArguments(block_size=64), char_tok(), max_context=32)
     with pytest.raises(ValueError, match="blocks of 32 tokens, not block_size=16"):
         load_packed_dataset(out, block_size=16)
     with pytest.raises(FileNotFoundError, match="run recipes/prepare_data.py"):
         load_packed_dataset(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="validation_split_percentage=100 must be in"):
+        DataArguments(validation_split_percentage=100)
 
 
-def test_single_document_splits_by_blocks(shared_data):
+def test_single_document_splits_by_position(shared_data):
     tok = load_gpt2_tokenizer(shared_data / "gpt2-tokenizer")
-    dsd = build_lm_datasets(
-        DataArguments(dataset_name=str(shared_data / "the-verdict.txt"), block_size=256), tok
-    )
-    assert (len(dsd["train"]), len(dsd["validation"])) == (18, 2)  # 5,146 tokens with eos -> 20 blocks
-    with pytest.raises(ValueError, match="too few for training and validation"):
-        big = DataArguments(dataset_name=str(shared_data / "the-verdict.txt"), block_size=4000)
-        build_lm_datasets(big, tok, max_context=8192)
+    verdict = ScriptArguments(dataset_name=str(shared_data / "the-verdict.txt"))
+    corpus, _ = load_clean_split(verdict, DataArguments())
+    text = (shared_data / "the-verdict.txt").read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)  # nanoGPT's n = int(0.9 * len(data))
+    assert corpus["train"]["text"] == [text[:cut]] and corpus["validation"]["text"] == [text[cut:]]
+    dsd = build_lm_datasets(verdict, DataArguments(block_size=128), tok)
+    assert (len(dsd["train"]), len(dsd["validation"])) == (36, 4)  # 5,145 tokens, 90/10 by position
+    with pytest.raises(ValueError, match="too few for training and validation.*validation_split_percentage"):
+        build_lm_datasets(verdict, DataArguments(block_size=4000), tok, max_context=8192)
+
+
+def test_split_by_position_cuts_one_document():
+    ds = Dataset.from_dict({"text": ["aaaa", "bbbb", "cccc", "dddd", "eeee"]})
+    train, val = split_by_position(ds, 30)  # 20 characters: the first 14 train, the last 6 validation
+    assert train["text"] == ["aaaa", "bbbb", "cccc", "dd"] and val["text"] == ["dd", "eeee"]
+    train, val = split_by_position(ds, 20)  # a cut between documents splits none
+    assert train["text"] == ["aaaa", "bbbb", "cccc", "dddd"] and val["text"] == ["eeee"]
+
+
+def test_one_load_per_run(tmp_path, caplog):
+    path = write_corpus(tmp_path / "c.txt")
+    source, args = ScriptArguments(dataset_name=str(path)), DataArguments(sample_by="line", block_size=32)
+    with caplog.at_level(logging.INFO, logger="hfpipe"):  # a pretraining run: tokenizer step, then packing
+        tok = tokenizer_for_run(TokenizerArguments(char_level=True), source, args, tmp_path / "tokenizer")
+        build_lm_datasets(source, args, tok)
+    assert caplog.text.count("cleaning report") == 1 and "training a new tokenizer" in caplog.text
+    corpus, report = load_clean_split(source, args)
+    assert load_clean_split(source, args)[0]["train"] is corpus["train"]
+    other = DataArguments(sample_by="line", block_size=32, split_seed=7)  # other settings: split again
+    assert load_clean_split(source, other)[0]["validation"]["text"] != corpus["validation"]["text"]
+    path.write_text(path.read_text() + "one more document at the end.\n")
+    assert load_clean_split(source, args)[1][0].docs_left == report[0].docs_left + 1  # the file changed
 
 
 def test_streaming_build(tmp_path):
-    args = DataArguments(dataset_name=str(write_corpus(tmp_path / "c.txt")), sample_by="line", block_size=32,
-                         streaming=True, max_train_samples=4)  # fmt: skip
-    dsd = build_lm_datasets(args, char_tok())
+    source = ScriptArguments(dataset_name=str(write_corpus(tmp_path / "c.txt")), dataset_streaming=True)
+    dsd = build_lm_datasets(
+        source, DataArguments(sample_by="line", block_size=32, max_train_samples=4), char_tok()
+    )
     rows = list(dsd["train"])
     assert len(rows) == 4 and len(rows[0]["input_ids"]) == 32
 

@@ -1,4 +1,4 @@
-"""hfpipe.metrics: local `evaluate` modules checked against scikit-learn, with the network blocked."""
+"""hfpipe.metrics: the local `evaluate` classification module checked against scikit-learn, network blocked."""
 
 import atexit
 import json
@@ -11,7 +11,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-METRICS = ["accuracy", "confusion_matrix", "f1", "precision", "recall"]
+KEYS = ["accuracy", "precision", "recall", "f1", "confusion_matrix"]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 DEAD_PROXY = "http://127.0.0.1:9"
 # Binary: TP=2, FP=1, FN=2 -> precision 2/3 != recall 1/2.
@@ -31,11 +31,11 @@ OFFLINE_SCRIPT = textwrap.dedent(
         raise RuntimeError(f"network access attempted: {args!r}")
 
     socket.socket.connect = socket.socket.connect_ex = socket.create_connection = no_network
-    from hfpipe.metrics import available_metrics, load_metric
+    from hfpipe.metrics import load_classification_metric
 
-    loaded = [load_metric(name).name for name in available_metrics()]
-    acc = load_metric("accuracy").compute(references=[0, 1, 1, 0], predictions=[0, 1, 0, 0])
-    print(json.dumps({"loaded": loaded, "accuracy": acc["accuracy"]}))
+    metric = load_classification_metric()
+    result = metric.compute(references=[0, 1, 1, 0], predictions=[0, 1, 0, 0])
+    print(json.dumps({"name": metric.name, **result}))
     """
 )
 
@@ -70,7 +70,7 @@ import pytest  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 from transformers import EvalPrediction  # noqa: E402
 
-from hfpipe.metrics import available_metrics, classification_metrics, confusion_matrix, load_metric  # noqa: E402
+from hfpipe.metrics import classification_metrics, confusion_matrix, load_classification_metric  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -89,57 +89,63 @@ def offline(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    return {name: load_metric(name, keep_in_memory=True) for name in METRICS}
+def metric():
+    return load_classification_metric(keep_in_memory=True)
 
 
-def test_available_metrics():
-    assert available_metrics() == METRICS
+def test_is_one_evaluate_module(metric):
+    assert isinstance(metric, evaluate.Metric) and metric.name == "classification"
+    assert set(metric.features) == {"predictions", "references"}
+    assert metric.citation and metric.description and all(k in metric.inputs_description for k in KEYS)
 
 
-def test_metrics_are_evaluate_modules(loaded):
-    for name, metric in loaded.items():
-        assert isinstance(metric, evaluate.Metric) and metric.name == name
-        assert set(metric.features) == {"predictions", "references"}
-        assert metric.citation and metric.description and metric.inputs_description
+def test_binary_in_one_compute(metric):
+    result = metric.compute(references=Y_TRUE, predictions=Y_PRED)
+    assert list(result) == KEYS
+    assert result["accuracy"] == pytest.approx(5 / 8)
+    assert (result["precision"], result["recall"]) == (pytest.approx(2 / 3), pytest.approx(1 / 2))
+    assert result["f1"] == pytest.approx(4 / 7)  # 2pr / (p + r)
+    assert result["confusion_matrix"] == [[3, 1], [2, 2]]
+    assert all(type(v) is float for k, v in result.items() if k != "confusion_matrix")
+    assert all(type(v) is int for row in result["confusion_matrix"] for v in row)
 
 
-@pytest.mark.parametrize("name", ["../accuracy", "accuracy/accuracy", "bleu", ""])
-def test_unknown_metric(name):
-    with pytest.raises(ValueError, match="Unknown metric") as err:
-        load_metric(name)
-    assert all(metric in str(err.value) for metric in METRICS)
+@pytest.mark.parametrize("average", ["micro", "macro", "weighted", None])
+def test_multiclass_matches_sklearn(metric, average):
+    result = metric.compute(references=Y3_TRUE, predictions=Y3_PRED, average=average)
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(Y3_TRUE, Y3_PRED))
+    for name, sk_fn in (
+        ("precision", skm.precision_score),
+        ("recall", skm.recall_score),
+        ("f1", skm.f1_score),
+    ):
+        expected = sk_fn(Y3_TRUE, Y3_PRED, average=average, zero_division=0)
+        assert result[name] == pytest.approx(expected.tolist() if average is None else expected), name
+    assert result["confusion_matrix"] == skm.confusion_matrix(Y3_TRUE, Y3_PRED).tolist()
 
 
-def test_accuracy_matches_sklearn(loaded):
-    got = loaded["accuracy"].compute(references=Y3_TRUE, predictions=Y3_PRED)["accuracy"]
-    assert got == pytest.approx(skm.accuracy_score(Y3_TRUE, Y3_PRED))
+def test_labels_order_the_matrix_and_weights_count(metric):
+    result = metric.compute(references=Y3_TRUE, predictions=Y3_PRED, labels=[2, 1, 0, 3], average="macro")
+    assert result["confusion_matrix"] == skm.confusion_matrix(Y3_TRUE, Y3_PRED, labels=[2, 1, 0, 3]).tolist()
+    assert result["precision"] == pytest.approx(
+        skm.precision_score(Y3_TRUE, Y3_PRED, labels=[2, 1, 0, 3], average="macro", zero_division=0)
+    )
+    weights = [1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5]
+    weighted = metric.compute(references=Y_TRUE, predictions=Y_PRED, sample_weight=weights)
+    assert weighted["accuracy"] == pytest.approx(5.5 / 8.5)  # the right ones weigh 1 + 2 + 1 + 1 + 0.5
+    assert weighted["confusion_matrix"] == [[2.5, 1.0], [2.0, 3.0]]
 
 
-def test_binary_precision_differs_from_recall(loaded):
-    p = loaded["precision"].compute(references=Y_TRUE, predictions=Y_PRED)["precision"]
-    r = loaded["recall"].compute(references=Y_TRUE, predictions=Y_PRED)["recall"]
-    f1 = loaded["f1"].compute(references=Y_TRUE, predictions=Y_PRED)["f1"]
-    assert (p, r) == (pytest.approx(2 / 3), pytest.approx(1 / 2))
-    assert f1 == pytest.approx(2 * p * r / (p + r))
+def test_multiclass_with_binary_average_is_an_error(metric):
+    with pytest.raises(ValueError, match="average"):
+        metric.compute(references=Y3_TRUE, predictions=Y3_PRED)
 
 
-@pytest.mark.parametrize("average", ["binary", "micro", "macro", "weighted", None])
-@pytest.mark.parametrize("name", ["precision", "recall", "f1"])
-def test_prf_matches_sklearn(loaded, name, average):
-    y_true, y_pred = (Y_TRUE, Y_PRED) if average == "binary" else (Y3_TRUE, Y3_PRED)
-    sk_fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
-    expected = sk_fn(y_true, y_pred, average=average, zero_division=0)
-    got = loaded[name].compute(references=y_true, predictions=y_pred, average=average, zero_division=0)[name]
-    assert got == pytest.approx(expected.tolist() if average is None else expected)
-
-
-def test_confusion_matrix_matches_sklearn(loaded):
+def test_confusion_matrix_helper_matches_sklearn():
     got = confusion_matrix(Y3_TRUE, Y3_PRED, num_labels=4)
     assert got == skm.confusion_matrix(Y3_TRUE, Y3_PRED, labels=[0, 1, 2, 3]).tolist()
     assert len(got) == 4 and all(type(v) is int for row in got for v in row)
-    got = loaded["confusion_matrix"].compute(references=Y_TRUE, predictions=Y_PRED)["confusion_matrix"]
-    assert got == [[3, 1], [2, 2]]
+    assert confusion_matrix(Y_TRUE, Y_PRED, num_labels=2) == [[3, 1], [2, 2]]
 
 
 def _logits(preds, num_labels, seed=0):
@@ -186,8 +192,15 @@ def test_compute_metrics_ignores_minus_100_labels():
 
 
 def test_loads_in_offline_subprocess_with_dead_proxy():
-    """The subprocess started at import loaded every metric offline; its HF cache started empty."""
+    """The subprocess started at import loaded and ran the metric offline; its HF cache started empty."""
     stdout, stderr = OFFLINE_RUN.communicate(timeout=180)
     assert OFFLINE_RUN.returncode == 0, stderr[-3000:]
-    assert json.loads(stdout.strip().splitlines()[-1]) == {"loaded": METRICS, "accuracy": 0.75}
-    assert (Path(OFFLINE_HF_HOME) / "modules" / "evaluate_modules" / "metrics" / "accuracy").is_dir()
+    assert json.loads(stdout.strip().splitlines()[-1]) == {
+        "name": "classification",
+        "accuracy": 0.75,
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "confusion_matrix": [[2, 0], [1, 1]],
+    }
+    assert (Path(OFFLINE_HF_HOME) / "modules" / "evaluate_modules" / "metrics" / "classification").is_dir()

@@ -107,6 +107,78 @@ def test_eager_attention_weights_are_causal(tiny_config):
     assert torch.all(weights.triu(diagonal=1) == 0)
 
 
+def _manual_pass(model: GPTModel, ids: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Every block's input and output, and every layer's attention weights, from hooks of this test's own."""
+    states, weights = [], []
+    handles = [block.register_forward_hook(lambda m, a, out: states.append(out)) for block in model.blocks]
+    handles += [
+        blk.att.register_forward_hook(lambda m, a, out: weights.append(out[1])) for blk in model.blocks
+    ]
+    handles.append(model.blocks[0].register_forward_pre_hook(lambda m, a: states.append(a[0])))
+    with torch.no_grad():
+        model(ids)
+    for handle in handles:
+        handle.remove()
+    return states, weights  # states: block 0's input (its pre-hook runs first), then each block's output
+
+
+def test_recorded_outputs_are_the_blocks_own(tiny_config):
+    """hidden_states = block 0's input, the blocks' outputs, the last one after final_norm; eager attentions."""
+    torch.manual_seed(0)
+    model = GPTForCausalLM._from_config(tiny_config, attn_implementation="eager").eval()
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 6))
+    states, weights = _manual_pass(model.model, ids)
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == tiny_config.n_layers + 1 and len(out.attentions) == tiny_config.n_layers
+    for got, expected in zip(out.hidden_states[:-1], states[:-1], strict=True):
+        torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    torch.testing.assert_close(out.hidden_states[-1], model.model.final_norm(states[-1]), atol=0, rtol=0)
+    for got, expected in zip(out.attentions, weights, strict=True):
+        torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    plain = model(ids)
+    assert plain.hidden_states is None and plain.attentions is None  # nothing recorded unless asked
+
+
+@pytest.mark.parametrize("head", [GPTForCausalLM, GPTForSequenceClassification])
+def test_heads_pass_on_recorded_outputs_and_tuples(tiny_config, head):
+    torch.manual_seed(0)
+    model = head._from_config(tiny_config, attn_implementation="eager").eval()
+    ids = torch.randint(2, tiny_config.vocab_size, (2, 6))
+    labels = torch.tensor([0, 1]) if head is GPTForSequenceClassification else ids
+    with torch.no_grad():
+        out = model(ids, labels=labels)
+        recorded = model(ids, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(ids, labels=labels, output_hidden_states=True, use_cache=False, return_dict=False)
+    assert out.hidden_states is None and out.attentions is None
+    assert len(recorded.hidden_states) == tiny_config.n_layers + 1
+    assert len(recorded.attentions) == tiny_config.n_layers
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3  # (loss, logits, hidden_states): Nones dropped
+    torch.testing.assert_close(as_tuple[0], out.loss)
+    torch.testing.assert_close(as_tuple[1], out.logits)
+    for got, expected in zip(as_tuple[2], recorded.hidden_states, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_config_flags_are_the_defaults(tiny_config):
+    tiny_config.output_hidden_states = True
+    model = GPTModel(tiny_config).eval()
+    ids = torch.randint(0, tiny_config.vocab_size, (1, 4))
+    assert len(model(ids).hidden_states) == tiny_config.n_layers + 1
+    assert model(ids, output_hidden_states=False).hidden_states is None
+
+
+def test_recording_under_gradient_checkpointing(tiny_config):
+    torch.manual_seed(0)
+    model = GPTForCausalLM(tiny_config).train()
+    model.activation_checkpointing_enable()
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 8))
+    out = model(ids, labels=ids, output_hidden_states=True)
+    out.loss.backward()  # the recompute during backward must not record again
+    assert len(out.hidden_states) == tiny_config.n_layers + 1
+    assert model(ids, output_hidden_states=True).hidden_states[0].shape == (2, 8, tiny_config.emb_dim)
+
+
 def test_kv_cache_incremental_forward_matches_full(tiny_model, tiny_config):
     ids = torch.randint(0, tiny_config.vocab_size, (2, 10))
     full = tiny_model(ids, use_cache=False).logits
@@ -218,6 +290,7 @@ def test_save_pretrained_writes_safetensors_auto_map_and_code(tmp_path, tiny_mod
             "transformers",
             "math",
             "collections",
+            "inspect",
             "",
         }
 

@@ -1,5 +1,6 @@
-"""Every shipped YAML config parses with its recipe's dataclasses: no unknown or misspelt key."""
+"""Every shipped YAML config parses with its recipe's own dataclasses (``ARGUMENTS``): no unknown key."""
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -8,63 +9,49 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes"))
 
-import finetune_classifier  # noqa: E402
-import prepare_data  # noqa: E402
-import pretrain  # noqa: E402
-import train_tokenizer  # noqa: E402
-
 from hfpipe.recipe_args import parse_recipe_args  # noqa: E402
 
-RECIPE_OF = {  # config file prefix -> the dataclasses its recipe parses
-    "quickstart": [
-        pretrain.ModelArguments,
-        pretrain.DataArguments,
-        pretrain.TokenizerArguments,
-        pretrain.PretrainConfig,
-    ],
-    "shakespeare_char": [
-        pretrain.ModelArguments,
-        pretrain.DataArguments,
-        pretrain.TokenizerArguments,
-        pretrain.PretrainConfig,
-    ],
-    "gpt2_124m": [
-        pretrain.ModelArguments,
-        pretrain.DataArguments,
-        pretrain.TokenizerArguments,
-        pretrain.PretrainConfig,
-    ],
-    "classifier": [
-        finetune_classifier.ClassifierArguments,
-        finetune_classifier.LoraArguments,
-        finetune_classifier.TrainingArguments,
-    ],
-    "prepare": [
-        prepare_data.DataArguments,
-        prepare_data.TokenizerArguments,
-        prepare_data.PrepareOutputArguments,
-    ],
-    "tokenizer": [
-        train_tokenizer.DataArguments,
-        train_tokenizer.TokenizerArguments,
-        train_tokenizer.TokenizerOutputArguments,
-    ],
+RECIPE_OF = {  # config file prefix -> the recipe that reads it
+    "quickstart": "pretrain",
+    "shakespeare_char": "pretrain",
+    "gpt2_124m": "pretrain",
+    "classifier": "finetune_classifier",
+    "prepare": "prepare_data",
+    "tokenizer": "train_tokenizer",
+    "sft": "sft",
+    "dpo": "dpo",
+    "reward": "reward_model",
+    "rl": "rl",
+    "evaluate": "evaluate_model",
+    "serve": "serve",
+    "quantize": "quantize",
+    "distill": "distill",
 }
 CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
+
+
+def recipe_for(path: Path):
+    prefix = next(k for k in RECIPE_OF if path.stem.startswith(k))
+    return importlib.import_module(RECIPE_OF[prefix])
 
 
 def test_every_config_belongs_to_a_recipe():
     assert CONFIGS
     for path in CONFIGS:
-        assert any(path.stem.startswith(prefix) for prefix in RECIPE_OF), (
-            f"{path.name}: which recipe reads it?"
-        )
+        assert any(path.stem.startswith(prefix) for prefix in RECIPE_OF), f"{path.name}: which recipe reads it?"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_config_parses(path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fast_bf16", ["0", "1"], ids=["cpu-without-bf16", "cpu-with-bf16"])
+def test_config_parses_on_both_kinds_of_cpu(path, fast_bf16, tmp_path, monkeypatch):
+    """The bug of issue 8: on a CPU with fast bf16, auto bf16 must come with use_cpu, or TrainingArguments refuses."""
     monkeypatch.chdir(tmp_path)  # output_dir values are relative
-    classes = next(v for k, v in RECIPE_OF.items() if path.stem.startswith(k))
-    parsed = parse_recipe_args(classes, ["--config", str(path)])
-    assert len(parsed) == len(classes)
+    monkeypatch.setenv("HFPIPE_FAST_BF16", fast_bf16)
+    recipe = recipe_for(path)
+    parsed = parse_recipe_args(recipe.ARGUMENTS, ["--config", str(path)])
+    assert len(parsed) == len(recipe.ARGUMENTS)
     assert "shared" not in path.read_text()  # users have no ../shared
+    for obj in parsed:
+        if hasattr(obj, "bf16") and hasattr(obj, "use_cpu"):
+            assert obj.bf16 is (fast_bf16 == "1")
+            assert obj.use_cpu  # no GPU here

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
+from trl import ScriptArguments
 
 from hfpipe.data import DataArguments, build_lm_datasets
 from hfpipe.tokenization import load_tokenizer
@@ -35,11 +36,11 @@ def test_prepare_then_train_loads(shared_data, tmp_path):
     assert len(dsd["train"]) == meta["blocks"]["train"] and len(dsd["validation"][0]["input_ids"]) == 64
     tok = load_tokenizer(shared_data / "gpt2-tokenizer")
     again = build_lm_datasets(
-        DataArguments(packed_dataset_path=str(out), block_size=64), tok, max_context=1024
+        ScriptArguments(), DataArguments(packed_dataset_path=str(out), block_size=64), tok, max_context=1024
     )
     assert len(again["train"]) == meta["blocks"]["train"]
     with pytest.raises(ValueError, match="more than the model's context"):
-        build_lm_datasets(DataArguments(packed_dataset_path=str(out)), tok, max_context=32)
+        build_lm_datasets(ScriptArguments(), DataArguments(packed_dataset_path=str(out)), tok, max_context=32)
 
 
 def test_streaming_prepare(tmp_path, shared_data):
@@ -47,7 +48,7 @@ def test_streaming_prepare(tmp_path, shared_data):
     corpus.write_text("".join(json.dumps({"body": f"document number {i} " * 20}) + "\n" for i in range(100)))
     out = tmp_path / "packed"
     load_recipe("prepare_data").main([
-        "--dataset_name", str(corpus), "--text_column", "body", "--streaming", "true", "--near_dedup", "false",
+        "--dataset_name", str(corpus), "--text_column", "body", "--dataset_streaming", "true", "--near_dedup", "false",
         "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "32", "--output_dir", str(out),
     ])  # fmt: skip
     dsd = load_from_disk(str(out))

@@ -22,8 +22,8 @@ RECIPE = REPO / "recipes" / "pretrain.py"
 sys.path.insert(0, str(REPO / "recipes"))
 import pretrain  # noqa: E402
 
+from hfpipe.training.callbacks import NonFiniteLossError  # noqa: E402
 from hfpipe.training.checkpoints import CheckpointError  # noqa: E402
-from hfpipe.training.trainer import NonFiniteLossError  # noqa: E402
 
 WORDS = "the a cat dog sat ran on under mat log big small red blue one two three and then".split()
 
@@ -94,8 +94,6 @@ def tiny_args(corpus: Path, out: Path, *extra: str) -> list[str]:
         "true",
         "--seed",
         "7",
-        "--bf16",
-        "false",
         "--dataloader_num_workers",
         "0",
         *extra,
@@ -138,14 +136,8 @@ def test_pretrain_end_to_end(corpus, tmp_path, capsys):
 def test_yaml_then_cli_precedence_and_unknown_key(corpus, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("emb_dim: 48\nn_heads: 3\nlearning_rate: 0.01\n")
-    model_args, _, _, train_args = pretrain.parse_recipe_args(
-        [
-            pretrain.ModelArguments,
-            pretrain.DataArguments,
-            pretrain.TokenizerArguments,
-            pretrain.PretrainConfig,
-        ],
-        ["--config", str(cfg), "--output_dir", str(tmp_path), "--learning_rate", "0.002"],
+    _, _, model_args, _, _, train_args = pretrain.parse_recipe_args(
+        pretrain.ARGUMENTS, ["--config", str(cfg), "--output_dir", str(tmp_path), "--learning_rate", "0.002"]
     )
     assert model_args.emb_dim == 48 and model_args.n_heads == 3
     assert train_args.learning_rate == 0.002  # CLI beats YAML
@@ -176,7 +168,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path, caplog
     proc.wait()
     assert not (killed / "model.safetensors").exists()  # it really died mid-run
 
-    caplog.set_level(logging.INFO, logger="hfpipe.pretrain")
+    caplog.set_level(logging.INFO, logger="hfpipe.pretraining")
     trainer = pretrain.main(tiny_args(corpus, killed, *args))  # resumes on its own
     assert trainer.state.global_step == 40
     resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
@@ -211,13 +203,34 @@ def test_incomplete_checkpoint_is_skipped_and_corrupt_one_is_an_error(corpus, tm
 def test_other_models_checkpoint_in_output_dir_is_an_error(corpus, tmp_path):
     out = tmp_path / "run"
     pretrain.main(tiny_args(corpus, out, "--max_steps", "6", "--save_steps", "6", "--eval_steps", "6"))
-    with pytest.raises(CheckpointError, match="different model.*emb_dim: checkpoint 32 vs this run 64"):
+    with pytest.raises(CheckpointError, match="other settings.*emb_dim: 32 then, 64 now"):
         pretrain.main(tiny_args(corpus, out, "--emb_dim", "64", "--max_steps", "12"))
+    # the settings record was lost (e.g. an older run): the architecture check still refuses it
+    (out / "hfpipe_run.json").unlink()
+    (out / "config.json").unlink()
+    (out / "model.safetensors").unlink()
+    (out / "README.md").unlink()
+    with pytest.raises(CheckpointError, match="files of another run"):
+        pretrain.main(tiny_args(corpus, out, "--emb_dim", "64", "--max_steps", "12"))
+
+
+def test_finished_model_in_output_dir_is_refused_unless_overwrite(corpus, tmp_path):
+    out = tmp_path / "run"
+    (out / "old").mkdir(parents=True)
+    (out / "config.json").write_text("{}")
+    (out / "all_results.json").write_text('{"eval_loss": 0.1}')
+    with pytest.raises(CheckpointError, match="already holds a finished model.*overwrite_output_dir"):
+        pretrain.main(tiny_args(corpus, out, "--max_steps", "4"))
+    pretrain.main(
+        tiny_args(corpus, out, "--max_steps", "4", "--eval_steps", "4", "--overwrite_output_dir", "true")
+    )
+    assert not (out / "old").exists()  # nothing of the earlier run is left beside the new weights
+    assert json.loads((out / "all_results.json").read_text())["eval_loss"] > 0.5
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(corpus, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(NonFiniteLossError, match="training loss became (nan|inf)"):
+    with pytest.raises(NonFiniteLossError, match="training loss became NaN or infinite"):
         pretrain.main(
             tiny_args(
                 corpus,
@@ -290,7 +303,7 @@ def test_two_process_cpu_launch_trains_the_same_model_on_both_ranks(corpus, tmp_
         "    h.update(k.encode()); h.update(v.detach().cpu().numpy().tobytes())\n"
         "rank = os.environ['RANK']\n"
         "open(os.path.join(sys.argv[sys.argv.index('--output_dir') + 1], f'digest-{rank}.txt'), 'w').write(\n"
-        "    f'{trainer.args.world_size} {trainer.state.global_step} {h.hexdigest()}')\n"
+        "    f'{trainer.args.world_size} {trainer.state.global_step} {trainer.args.bf16} {h.hexdigest()}')\n"
     )
     cmd = [
         sys.executable,
@@ -303,11 +316,47 @@ def test_two_process_cpu_launch_trains_the_same_model_on_both_ranks(corpus, tmp_
         str(script),
         *tiny_args(corpus, out, "--max_steps", "8", "--eval_steps", "8", "--save_steps", "8"),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the bf16 branch, as on a CPU with AVX512-BF16/AMX: auto bf16 must come with use_cpu on every rank
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFPIPE_FAST_BF16": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     d0, d1 = (out / "digest-0.txt").read_text().split(), (out / "digest-1.txt").read_text().split()
-    assert d0[:2] == ["2", "8"]  # 2 ranks, 8 steps
+    assert d0[:3] == ["2", "8", "True"]  # 2 ranks, 8 steps, bf16
     assert d0 == d1  # every rank holds the same trained weights
     reloaded = AutoModelForCausalLM.from_pretrained(out)
     assert all(torch.isfinite(p).all() for p in reloaded.parameters())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_auto_bf16_follows_the_hardware_and_trains(corpus, tmp_path, monkeypatch, fast):
+    """Both answers of the capability check, on any machine: a real short bf16 (or fp32) run on the CPU."""
+    import hfpipe.hardware
+
+    monkeypatch.delenv("HFPIPE_FAST_BF16", raising=False)
+    monkeypatch.setattr(hfpipe.hardware, "cpu_has_fast_bf16", lambda: fast)
+    out = tmp_path / "run"
+    trainer = pretrain.main(
+        tiny_args(corpus, out, "--max_steps", "8", "--eval_steps", "8", "--save_steps", "8")
+    )
+    assert trainer.args.bf16 is fast and trainer.args.use_cpu
+    assert trainer.accelerator.mixed_precision == ("bf16" if fast else "no")
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+
+
+def test_forced_bf16_on_a_slow_cpu_warns_once_and_bad_precision_is_refused(corpus, tmp_path, monkeypatch):
+    import hfpipe.hardware
+    from hfpipe.recipe_args import ConfigError
+
+    monkeypatch.setattr(hfpipe.hardware, "fast_bf16_available", lambda: False)
+    with pytest.warns(UserWarning, match="4x slower") as record:
+        _, _, _, _, _, train_args = pretrain.parse_recipe_args(
+            pretrain.ARGUMENTS, ["--output_dir", str(tmp_path / "o"), "--bf16", "true"]
+        )
+    assert train_args.bf16 and train_args.use_cpu and len(record) == 1
+    with pytest.raises(ConfigError, match="bf16 and fp16 are both set"):
+        pretrain.parse_recipe_args(
+            pretrain.ARGUMENTS, ["--output_dir", "o", "--bf16", "true", "--fp16", "true"]
+        )
+    with pytest.raises(ConfigError, match="fp16 mixed precision needs a GPU"):
+        pretrain.parse_recipe_args(pretrain.ARGUMENTS, ["--output_dir", "o", "--fp16", "true"])

@@ -52,4 +52,7 @@ def test_bad_inputs_leave_nothing(tmp_path):
     cfg.write_text("vocab_sise: 300\n")
     with pytest.raises(ConfigError, match="vocab_sise.*vocab_size"):
         recipe.main(["--config", str(cfg)])
+    cfg.write_text("dataset_config_name: sample-10BT\n")  # the key before trl's ScriptArguments
+    with pytest.raises(ConfigError, match="'dataset_config_name' \\(did you mean 'dataset_config'\\?\\)"):
+        recipe.main(["--config", str(cfg)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "c.txt"]

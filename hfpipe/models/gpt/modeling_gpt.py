@@ -8,6 +8,7 @@ weights (``auto_map``) and ``AutoModelForCausalLM.from_pretrained(dir, trust_rem
 without hfpipe installed.
 """
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -25,9 +26,14 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutputWithPast,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import logging
+from transformers.utils import can_return_tuple, logging
 
 from .configuration_gpt import GPTConfig
+
+try:
+    from transformers.utils.output_capturing import capture_outputs
+except ImportError:  # transformers 5.0 and 5.1 capture outputs in check_model_inputs
+    from transformers.utils.generic import check_model_inputs as capture_outputs
 
 logger = logging.get_logger(__name__)
 
@@ -38,6 +44,28 @@ AUTO_MAP = {
     "AutoModelForCausalLM": "modeling_gpt.GPTForCausalLM",
     "AutoModelForSequenceClassification": "modeling_gpt.GPTForSequenceClassification",
 }
+
+
+# The arguments of create_causal_mask changed within transformers 5: `input_embeds` became `inputs_embeds` (5.2)
+# and the then required `cache_position` was dropped later. The mask is built with the ones this version takes.
+_MASK_ARGS = inspect.signature(create_causal_mask).parameters
+
+
+def make_causal_mask(config, inputs_embeds, attention_mask, past_key_values, position_ids, past_len):
+    """``create_causal_mask`` for a chunk of ``inputs_embeds`` after ``past_len`` cached tokens."""
+    embeds_name = "inputs_embeds" if "inputs_embeds" in _MASK_ARGS else "input_embeds"
+    kwargs = {embeds_name: inputs_embeds}
+    if "cache_position" in _MASK_ARGS:
+        kwargs["cache_position"] = torch.arange(
+            past_len, past_len + inputs_embeds.shape[1], device=inputs_embeds.device
+        )
+    return create_causal_mask(
+        config=config,
+        attention_mask=attention_mask,
+        past_key_values=past_key_values,
+        position_ids=position_ids,
+        **kwargs,
+    )
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -78,7 +106,8 @@ class GPTAttention(nn.Module):
         if past_key_values is not None:
             key, value = past_key_values.update(key, value, self.layer_idx)
 
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+        # "eager" is not registered there: it is this file's function (get_interface is newer than 5.0)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get(
             self.config._attn_implementation, eager_attention_forward
         )
         attn_output, attn_weights = attention_interface(
@@ -122,19 +151,18 @@ class GPTBlock(GradientCheckpointingLayer):
         self.ff = GPTFeedForward(config)
 
     def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
-        attn_output, attn_weights = self.att(
+        attn_output, _ = self.att(
             self.norm1(hidden_states),
             attention_mask=attention_mask,
             past_key_values=past_key_values,
             **kwargs,
         )
         hidden_states = hidden_states + attn_output
-        hidden_states = hidden_states + self.ff(self.norm2(hidden_states))
-        return hidden_states, attn_weights
+        return hidden_states + self.ff(self.norm2(hidden_states))
 
 
 class GPTPreTrainedModel(PreTrainedModel):
-    """Weight initialisation and the capabilities transformers checks for."""
+    """Weight initialisation, the capabilities transformers checks for, and the outputs it can record."""
 
     config_class = GPTConfig
     config: GPTConfig
@@ -147,6 +175,9 @@ class GPTPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _can_compile_fullgraph = True
+    # `output_hidden_states` / `output_attentions` are recorded by hooks on these modules (`capture_outputs`):
+    # each block's output, and the attention weights (the 2nd output of GPTAttention).
+    _can_record_outputs = {"hidden_states": GPTBlock, "attentions": GPTAttention}
 
     def __init__(self, config: GPTConfig, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
@@ -184,6 +215,7 @@ class GPTModel(GPTPreTrainedModel):
     def set_input_embeddings(self, new_embeddings):
         self.tok_emb = new_embeddings
 
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -192,19 +224,11 @@ class GPTModel(GPTPreTrainedModel):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPast | tuple:
-        output_attentions = (
-            output_attentions if output_attentions is not None else self.config.output_attentions
-        )
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
+    ) -> BaseModelOutputWithPast:
+        """Run the backbone; ``output_hidden_states``/``output_attentions``/``return_dict`` are handled by
+        ``capture_outputs``."""
         use_cache = use_cache if use_cache is not None else self.config.use_cache
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("GPTModel.forward needs exactly one of input_ids or inputs_embeds")
         if self.gradient_checkpointing and self.training and use_cache:
@@ -231,35 +255,27 @@ class GPTModel(GPTPreTrainedModel):
             position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device)[None]
 
         hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            position_ids=mask_position_ids,
+        causal_mask = make_causal_mask(
+            self.config, inputs_embeds, attention_mask, past_key_values, mask_position_ids, past_len
         )
 
-        all_hidden_states = () if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for block in self.blocks:
-            if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-            hidden_states, attn_weights = block(
+        for block in self.blocks:  # hidden_states positional: the hooks of `capture_outputs` read args[0]
+            hidden_states = block(
                 hidden_states, attention_mask=causal_mask, past_key_values=past_key_values, **kwargs
             )
-            if output_attentions:
-                all_attentions += (attn_weights,)
-        hidden_states = self.final_norm(hidden_states)
-        if output_hidden_states:
-            all_hidden_states += (hidden_states,)
-
-        output = BaseModelOutputWithPast(
-            last_hidden_state=hidden_states,
+        return BaseModelOutputWithPast(
+            last_hidden_state=self.final_norm(hidden_states),
             past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
         )
-        return output if return_dict else output.to_tuple()
+
+
+def _backbone_extras(outputs: BaseModelOutputWithPast) -> dict:
+    """What a head's output passes on from the backbone's: the cache and the recorded states."""
+    return {
+        "past_key_values": outputs.past_key_values,
+        "hidden_states": outputs.hidden_states,
+        "attentions": outputs.attentions,
+    }
 
 
 class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
@@ -273,6 +289,7 @@ class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.emb_dim, config.vocab_size, bias=False)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -282,40 +299,29 @@ class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
-    ) -> CausalLMOutputWithPast | tuple:
-        """``labels`` are the input ids themselves (shifted inside, -100 ignored), as everywhere in transformers."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+    ) -> CausalLMOutputWithPast:
+        """``labels`` are the input ids themselves (shifted inside, -100 ignored), as everywhere in transformers.
+
+        The arguments ``generate()`` looks for in this signature are named; the rest (``output_attentions``,
+        ``output_hidden_states``, attention-kernel kwargs) go to ``GPTModel`` through ``kwargs``.
+        """
         outputs = self.model(
-            input_ids=input_ids,
+            input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
             **kwargs,
         )
-        hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        logits = self.lm_head(hidden_states[:, keep, :])
+        logits = self.lm_head(outputs.last_hidden_state[:, keep, :])
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
-        output = CausalLMOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return output if return_dict else output.to_tuple()
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **_backbone_extras(outputs))
 
     def generate(self, inputs=None, generation_config=None, **kwargs):
         """``GenerationMixin.generate`` that refuses prompts longer than the context and caps new tokens at it."""
@@ -353,33 +359,21 @@ class GPTForSequenceClassification(GPTPreTrainedModel):
         self.score = nn.Linear(config.emb_dim, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutputWithPast | tuple:
-        """Classify each sequence from the hidden state of its last real token (any padding side)."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+    ) -> SequenceClassifierOutputWithPast:
+        """Classify each sequence from the hidden state of its last real token (any padding side).
+
+        Other ``GPTModel`` arguments (``position_ids``, ``use_cache``, ``output_attentions``, ...) pass through
+        ``kwargs``.
+        """
+        outputs = self.model(input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         hidden_states = outputs.last_hidden_state
         batch, seq_len = hidden_states.shape[:2]
         positions = torch.arange(seq_len, device=hidden_states.device)
@@ -396,14 +390,7 @@ class GPTForSequenceClassification(GPTPreTrainedModel):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
-        output = SequenceClassifierOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        return output if return_dict else output.to_tuple()
+        return SequenceClassifierOutputWithPast(loss=loss, logits=logits, **_backbone_extras(outputs))
 
 
 __all__ = [

@@ -1,0 +1,139 @@
+"""One shape for final metrics, and the table (Markdown, JSON, bar chart) that compares checkpoints.
+
+Every recipe ends by writing ``results.json`` into its output directory::
+
+    {"model": "outputs/sft", "stage": "sft", "metrics": {"perplexity": 21.3, "hfpipe_mc/acc": 0.45}}
+
+so ``write_results_table(read_results(d) for d in dirs)`` compares any set of outputs later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+RESULTS_FILE = "results.json"
+TABLE_FILES = {"markdown": "table.md", "json": "table.json", "png": "table.png"}
+# Counts are in the tables but not worth a bar in the chart.
+COUNT_METRICS = ("eval_tokens", "eval_documents", "skipped_documents", "judge/scored", "judge/unparsable")
+
+
+def write_json_atomically(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def make_results(model: str, metrics: dict[str, float], stage: str | None = None, **extra) -> dict:
+    """The results record: ``model``, ``stage`` (defaults to the model's directory name), ``metrics``."""
+    bad = {k: v for k, v in metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
+    if bad:
+        raise ValueError(f"metrics must be numbers; these are not: {bad}")
+    return {
+        "model": str(model),
+        "stage": stage or Path(str(model)).name,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **extra,
+    }
+
+
+def write_results(
+    output_dir: str | os.PathLike, model: str, metrics: dict[str, float], stage: str | None = None, **extra
+) -> Path:
+    """Write ``output_dir/results.json`` in the shared shape; returns its path."""
+    return write_json_atomically(
+        make_results(model, metrics, stage, **extra), Path(output_dir) / RESULTS_FILE
+    )
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    """Read a ``results.json`` (or the one inside a directory), checking its shape."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file at {path}; run an hfpipe recipe or evaluate_model.py first")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict) or "model" not in record:
+        raise ValueError(f"{path} is not an hfpipe results file: it needs 'model' and a 'metrics' mapping")
+    record.setdefault("stage", Path(record["model"]).name)
+    return record
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def results_markdown(rows: list[dict], columns: list[str]) -> str:
+    """A Markdown table: one row per checkpoint, one column per metric."""
+    lines = [
+        "| stage | model | " + " | ".join(columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
+    for r in rows:
+        cells = [_fmt(r["metrics"].get(c)) for c in columns]
+        lines.append(f"| {r['stage']} | `{r['model']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(rows: list[dict], columns: list[str], path: str | os.PathLike) -> Path:
+    """A bar chart per metric, one bar per checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_cols = min(3, len(columns))
+    n_rows = math.ceil(len(columns) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows), squeeze=False)
+    stages = [r["stage"] for r in rows]
+    for ax, column in zip(axes.flat, columns):
+        values = [r["metrics"].get(column, float("nan")) for r in rows]
+        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+        ax.set_xticks(range(len(rows)), stages, rotation=20, ha="right", fontsize=8)
+        ax.set_title(column, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``table.md``, ``table.json`` and ``table.png`` for results records; returns their paths."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no results to tabulate; evaluate at least one checkpoint or pass results files")
+    columns = list(dict.fromkeys(c for r in rows for c in r["metrics"]))
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": write_json_atomically({"columns": columns, "rows": rows}, out / TABLE_FILES["json"]),
+        "markdown": out / TABLE_FILES["markdown"],
+    }
+    tmp = out / f".{TABLE_FILES['markdown']}.tmp"
+    tmp.write_text(results_markdown(rows, columns), encoding="utf-8")
+    os.replace(tmp, paths["markdown"])
+    charted = [c for c in columns if c not in COUNT_METRICS] or columns
+    if charted:
+        paths["png"] = plot_results(rows, charted, out / TABLE_FILES["png"])
+    return paths

@@ -1,0 +1,1 @@
+"""The classification metric's `evaluate` module (a package only so that it ships with hfpipe)."""

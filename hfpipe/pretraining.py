@@ -1,0 +1,269 @@
+"""Pretraining and continual pretraining on transformers' ``Trainer``.
+
+    trainer, metrics = pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args)
+
+Settings come from trl's ``ScriptArguments`` (the data source) and ``ModelConfig`` (``model_name_or_path``
+to continue a checkpoint, ``attn_implementation``, ``dtype``), plus hfpipe's ``ArchitectureArguments`` (a new
+model's shape), ``DataArguments``, ``TokenizerArguments`` and ``PretrainConfig`` (``TrainingArguments``
+with pretraining defaults).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import IterableDataset
+from transformers import IntervalStrategy, SchedulerType, Trainer, TrainingArguments, default_data_collator
+
+from . import hardware
+from .data import build_lm_datasets
+from .data.stdlib_corpus import stdlib_corpus_path
+from .loading import load_model, load_tokenizer
+from .models.gpt import GPTConfig, GPTForCausalLM
+from .recipe_args import launched_on_cpu_only
+from .tokenization import tokenizer_for_run
+from .training.callbacks import add_callbacks, generate_sample, standard_callbacks
+from .training.checkpoints import find_resume_checkpoint, prepare_output_dir
+from .training.model_card import write_model_card
+from .training.throughput import flops_per_token, measure_matmul_peak
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ArchitectureArguments:
+    """The shape of a new model: a preset with overrides (ignored when continuing a checkpoint)."""
+
+    model_preset: str = field(default="tiny", metadata={"help": "gpt2-small/medium/large/xl or tiny."})
+    context_length: int | None = field(
+        default=None, metadata={"help": "Override the preset's context_length."}
+    )
+    emb_dim: int | None = field(default=None, metadata={"help": "Override the preset's emb_dim."})
+    n_heads: int | None = field(default=None, metadata={"help": "Override the preset's n_heads."})
+    n_layers: int | None = field(default=None, metadata={"help": "Override the preset's n_layers."})
+    drop_rate: float | None = field(default=None, metadata={"help": "Override the preset's drop_rate."})
+    qkv_bias: bool | None = field(default=None, metadata={"help": "Override the preset's qkv_bias."})
+    tie_word_embeddings: bool | None = field(
+        default=None, metadata={"help": "Share input and output embeddings."}
+    )
+
+
+@dataclass
+class PretrainConfig(TrainingArguments):
+    """``TrainingArguments`` with pretraining defaults, plus the sample prompt and MFU settings."""
+
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; unset = on where the hardware has fast bf16."}
+    )
+    eval_strategy: IntervalStrategy | str = field(default="steps", metadata={"help": "no, steps or epoch."})
+    eval_steps: float | None = field(default=100, metadata={"help": "Evaluate every this many steps."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every this many steps."})
+    save_steps: float = field(default=100, metadata={"help": "Checkpoint every this many steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept in output_dir."})
+    lr_scheduler_type: SchedulerType | str = field(
+        default="cosine_with_min_lr", metadata={"help": "Warm-up, then cosine decay."}
+    )
+    lr_scheduler_kwargs: dict | str | None = field(
+        default_factory=lambda: {"min_lr_rate": 0.1},
+        metadata={"help": "Floor of the cosine, as a fraction of lr."},
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
+    report_to: None | str | list[str] = field(
+        default="tensorboard", metadata={"help": "Loggers, e.g. tensorboard."}
+    )
+    sample_prompt: str = field(
+        default="Every effort moves you", metadata={"help": "Prompt continued at each eval."}
+    )
+    sample_max_new_tokens: int = field(default=40, metadata={"help": "Tokens generated for the sample."})
+    sample_temperature: float = field(
+        default=0.8, metadata={"help": "Sampling temperature of the sample (with top-k 25); 0 = greedy."}
+    )
+    peak_tflops: float | None = field(
+        default=None, metadata={"help": "Hardware peak TFLOP/s for MFU; None measures a matmul at start."}
+    )
+
+    def __post_init__(self):
+        if self.bf16 is None:  # built in code rather than by the recipe parser
+            self.bf16 = hardware.fast_bf16_available()
+        if self.bf16 and not hardware.has_accelerator():
+            self.use_cpu = True
+        if launched_on_cpu_only() and self.fsdp:
+            raise ValueError(
+                "fsdp needs GPUs: accelerate runs FSDP only on GPU-type devices and would silently fall back "
+                "to DDP on this CPU-only machine; drop fsdp/fsdp_config, or launch on GPUs"
+            )
+        super().__post_init__()
+
+
+_OVERRIDES = (
+    "context_length",
+    "emb_dim",
+    "n_heads",
+    "n_layers",
+    "drop_rate",
+    "qkv_bias",
+    "tie_word_embeddings",
+)
+
+
+def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTForCausalLM:
+    """A new GPT from preset + overrides sized to ``tokenizer``, or the checkpoint ``model_args`` names."""
+    special_ids = {
+        "bos_token_id": tokenizer.bos_token_id
+        if tokenizer.bos_token_id is not None
+        else tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    attn = model_args.attn_implementation or "sdpa"
+    if model_args.model_name_or_path:
+        model = load_model(model_args.model_name_or_path, attn_implementation=attn)
+        if not isinstance(model, GPTForCausalLM):
+            raise ValueError(
+                f"{model_args.model_name_or_path} is a {type(model).__name__}; pretraining continues hfpipe GPT "
+                "or GPT-2 checkpoints"
+            )
+        if len(tokenizer) > model.config.vocab_size:
+            logger.info(
+                "resizing embeddings %d -> %d for the tokenizer", model.config.vocab_size, len(tokenizer)
+            )
+            model.resize_token_embeddings(len(tokenizer))
+        for key, value in special_ids.items():
+            setattr(model.config, key, value)
+            setattr(model.generation_config, key, value)
+        return model
+    overrides = {k: getattr(arch_args, k) for k in _OVERRIDES if getattr(arch_args, k) is not None}
+    config = GPTConfig.from_preset(
+        arch_args.model_preset, vocab_size=len(tokenizer), **overrides, **special_ids
+    )
+    return GPTForCausalLM._from_config(config, attn_implementation=attn)
+
+
+def collate_blocks(features: list[dict]) -> dict:
+    """Stack packed blocks into a batch; ids stored as int32 (half the disk) become int64 for the loss."""
+    import torch
+
+    batch = default_data_collator(features)
+    return {
+        k: v.long() if v.dtype in (torch.int32, torch.int16, torch.uint8) else v for k, v in batch.items()
+    }
+
+
+def check_dataset_sizes(train_set, eval_set, train_args) -> None:
+    """Fail early, naming the fix, when there is not one training batch or nothing to evaluate on."""
+    global_batch = train_args.per_device_train_batch_size * train_args.world_size
+    if len(train_set) < global_batch:
+        raise ValueError(
+            f"the training set has {len(train_set)} blocks, fewer than one batch ({global_batch}); "
+            "add data, or lower block_size or per_device_train_batch_size"
+        )
+    eval_batch = train_args.per_device_eval_batch_size * train_args.world_size
+    n_eval = 0 if eval_set is None else len(eval_set)
+    if train_args.eval_strategy != "no" and (
+        n_eval == 0 or (train_args.dataloader_drop_last and n_eval < eval_batch)
+    ):
+        raise ValueError(
+            f"the validation set has {n_eval} blocks, too few to evaluate (batch {eval_batch}"
+            f"{', dataloader_drop_last' if train_args.dataloader_drop_last else ''}); raise "
+            "validation_split_percentage or add data, or set eval_strategy: 'no'"
+        )
+
+
+def get_tokenizer(tok_args, model_args, script_args, data_args, out: Path):
+    """The tokenizer named in the config, the checkpoint's own, or one trained on the corpus (``out/tokenizer``)."""
+    if tok_args.tokenizer_name_or_path:
+        return load_tokenizer(tok_args.tokenizer_name_or_path)
+    if model_args.model_name_or_path:
+        return load_tokenizer(model_args.model_name_or_path)
+    return tokenizer_for_run(tok_args, script_args, data_args, out / "tokenizer")
+
+
+def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args):
+    """Run pretraining and save the final model, tokenizer, loss plot and model card to ``output_dir``.
+
+    Returns ``(trainer, metrics, sample)``. Running again with the same settings resumes from the last
+    complete checkpoint.
+    """
+    if model_args.use_peft:
+        raise ValueError("use_peft is for the fine-tuning recipes; pretraining trains every weight")
+    out = Path(train_args.output_dir)
+    prepare_output_dir(train_args)
+    with train_args.main_process_first(desc="tokenizer"):
+        if script_args.dataset_name is None and data_args.packed_dataset_path is None:
+            script_args.dataset_name = str(stdlib_corpus_path())
+            logger.info("no dataset_name given: using the embedded corpus of standard-library docstrings")
+        tokenizer = get_tokenizer(tok_args, model_args, script_args, data_args, out)
+    model = build_model(model_args, arch_args, tokenizer)
+    tokenizer.model_max_length = model.config.context_length
+    resume = find_resume_checkpoint(out, model.config, is_main_process=train_args.process_index == 0)
+
+    with train_args.main_process_first(desc="dataset preparation"):
+        lm_datasets = build_lm_datasets(
+            script_args, data_args, tokenizer, max_context=model.config.context_length
+        )
+    train_set, eval_set = lm_datasets["train"], lm_datasets.get("validation")
+    if isinstance(train_set, IterableDataset):  # streaming: sizes are unknown, Trainer needs max_steps
+        if train_args.max_steps <= 0:
+            raise ValueError("streaming datasets have no length: set max_steps")
+        block_size = len(next(iter(train_set))["input_ids"])
+    else:
+        check_dataset_sizes(train_set, eval_set, train_args)
+        block_size = len(train_set[0]["input_ids"])
+    global_batch = train_args.per_device_train_batch_size * train_args.world_size
+    tokens_per_step = global_batch * train_args.gradient_accumulation_steps * block_size
+    peak = train_args.peak_tflops * 1e12 if train_args.peak_tflops else measure_matmul_peak()
+    count = lambda d: "streamed" if isinstance(d, IterableDataset) else f"{len(d or []):,}"  # noqa: E731
+    logger.info(
+        "model: %s parameters, %d layers x %d dims, context %d | %s train / %s validation blocks of %d tokens | "
+        "%s tokens per optimizer step | %s",
+        f"{model.num_parameters():,}", model.config.n_layers, model.config.emb_dim, model.config.context_length,
+        count(train_set), count(eval_set), block_size, f"{tokens_per_step:,}",
+        "bf16 autocast" if train_args.bf16 else "fp32",
+    )  # fmt: skip
+    callbacks = standard_callbacks(
+        tokenizer, train_args.sample_prompt, train_args.sample_max_new_tokens, train_args.sample_temperature,
+        tokens_per_step, flops_per_token(model.config, block_size), peak,
+    )  # fmt: skip
+    trainer = Trainer(
+        model=model,
+        args=train_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set if train_args.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        data_collator=collate_blocks,
+    )
+    add_callbacks(trainer, callbacks)
+    if resume is not None:
+        logger.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    metrics = dict(result.metrics)
+    last_eval = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if last_eval is not None and last_eval["step"] == trainer.state.global_step:
+        metrics.update({k: v for k, v in last_eval.items() if k.startswith("eval_")})  # no second evaluation
+    elif eval_set is not None and train_args.eval_strategy != "no":
+        metrics.update(trainer.evaluate())
+
+    trainer.save_model(str(out))  # model + tokenizer + modeling code (auto_map)
+    sample = generate_sample(
+        model, tokenizer, train_args.sample_prompt, train_args.sample_max_new_tokens,
+        train_args.sample_temperature, seed=train_args.seed,
+    )  # fmt: skip
+    if trainer.is_world_process_zero():
+        trainer.save_metrics("all", metrics)
+        write_model_card(
+            out,
+            model,
+            dataset=data_args.packed_dataset_path or script_args.dataset_name,
+            tokens_seen=trainer.state.global_step * tokens_per_step,
+            steps=trainer.state.global_step,
+            metrics=metrics,
+            prompt=train_args.sample_prompt,
+            sample=sample,
+            repo=train_args.hub_model_id,
+        )
+    if train_args.push_to_hub:
+        trainer.push_to_hub(commit_message="hfpipe pretraining: final model")
+    return trainer, metrics, sample

@@ -1,0 +1,25 @@
+"""Chat with a model from recipes/sft.py: streamed answers, multi-turn history, /reset and /quit.
+
+python recipes/chat.py --model_name_or_path outputs/sft
+python recipes/chat.py --model_name_or_path outputs/sft --prompt "Name three primary colours."   # one-shot
+python recipes/chat.py --model_name_or_path outputs/sft --temperature 0.7 --top_p 0.9
+"""
+
+from __future__ import annotations
+
+from hfpipe.recipe_args import parse_recipe_args, run_recipe
+from hfpipe.sft.chat import ChatArguments, chat_loop, load_chat
+
+
+def main(args: list[str] | None = None) -> str | None:
+    """Chat interactively, or answer ``--prompt`` once; returns the one-shot answer."""
+    (chat_args,) = parse_recipe_args([ChatArguments], args)
+    session = load_chat(chat_args)
+    if chat_args.prompt is not None:
+        return session.reply(chat_args.prompt)  # streamed to stdout as it is generated
+    chat_loop(session)
+    return None
+
+
+if __name__ == "__main__":
+    run_recipe(main)

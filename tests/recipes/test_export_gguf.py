@@ -1,0 +1,72 @@
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfpipe.tokenization import build_char_tokenizer
+
+from ..export.conftest import TEXT, tiny_causal_lm
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("export_gguf_recipe", REPO / "recipes" / "export_gguf.py")
+export_recipe = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = export_recipe  # dataclasses look their module up there
+spec.loader.exec_module(export_recipe)
+
+
+def test_export_recipe_writes_a_checked_file(tmp_path, capsys):
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer([TEXT], vocab_size=320)
+    tiny_causal_lm(tokenizer, train_steps=0).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    path = export_recipe.main(
+        ["--model_name_or_path", str(tmp_path / "model"), "--output_file", str(tmp_path / "m.gguf")]
+    )
+    assert path.is_file() and "every tensor matches" in capsys.readouterr().out
+
+
+def test_char_level_model_is_refused_with_one_line(tmp_path):
+    tokenizer = build_char_tokenizer(TEXT)
+    tiny_causal_lm(tokenizer, train_steps=0).save_pretrained(tmp_path / "char")
+    tokenizer.save_pretrained(tmp_path / "char")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "export_gguf.py"), "--model_name_or_path", str(tmp_path / "char"),
+         "--output_file", str(tmp_path / "char.gguf")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: GGUF export needs a byte-level BPE tokenizer" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "char.gguf").exists()
+
+
+@pytest.mark.slow
+def test_llama_cpp_greedy_tokens_match_hfpipe(tmp_path):
+    llama_cpp = pytest.importorskip(
+        "llama_cpp", reason="llama-cpp-python is not installed (pip install llama-cpp-python)"
+    )
+    import torch
+
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer([TEXT], vocab_size=320)
+    model = tiny_causal_lm(tokenizer, train_steps=30)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    path = export_recipe.main(
+        ["--model_name_or_path", str(tmp_path / "model"), "--output_file", str(tmp_path / "m.gguf")]
+    )
+    prompt = tokenizer("The quick brown fox")["input_ids"]
+    expected = model.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False)[
+        0, len(prompt) :
+    ].tolist()
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, verbose=False, seed=0)
+    assert llm.tokenize(b"The quick brown fox", add_bos=False) == prompt
+    got = []
+    for token in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
+        got.append(token)
+        if len(got) == 16:
+            break
+    assert got == expected
