@@ -3,10 +3,11 @@
     python benchmarks/bench_model.py            # GPT-2-small dimensions (about 5-10 minutes on 2 cores)
     python benchmarks/bench_model.py --quick    # a small model, for the smoke test
 
-Measures, in one run and on this machine: forward+backward training tokens/s (fp32 and bf16 autocast),
-greedy generate() tokens/s, and generate() with vs without the KV cache. Repeats of the two sides are
-interleaved (A B, B A, ...) and the median is reported, so that load from other processes hits both alike;
-compare the ratios, not the absolute figures. Writes ``benchmarks/results/model.md`` and prints it.
+Measures, in one run and on this machine: forward+backward training tokens/s (fp32 and bf16 autocast, with
+the CPU features that decide whether bf16 is fast here), greedy generate() tokens/s, and generate() with
+vs without the KV cache. The hfpipe model is what ``hfpipe.loading.load_model`` makes of the saved GPT-2.
+Repeats of the two sides are interleaved (A B, B A, ...) and the median is reported, so that load from
+other processes hits both alike; compare the ratios, not the absolute figures. Writes ``benchmarks/results/model.md`` and prints it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from hfpipe.convert import gpt2_to_gpt
+from hfpipe import hardware
+from hfpipe.loading import load_model
+from hfpipe.models.gpt import GPTForCausalLM
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model.md"
 
@@ -49,7 +53,8 @@ QUICK = Setup(2, 64, 4, 1024, 64, 2, 2, 8, 32, 2, 128, 2)
 
 
 def build_models(s: Setup):
-    """A random GPT-2 (dropout 0, QKV bias, tied embeddings) and its exact hfpipe conversion."""
+    """A random GPT-2 (dropout 0, QKV bias, tied embeddings) and the hfpipe model that hfpipe's one loader makes
+    of its saved directory (the same weights)."""
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=s.vocab_size,
@@ -65,7 +70,10 @@ def build_models(s: Setup):
         eos_token_id=0,
     )
     gpt2 = GPT2LMHeadModel(config)
-    ours = gpt2_to_gpt(gpt2)
+    with tempfile.TemporaryDirectory(prefix="hfpipe-bench-model-") as tmp:
+        gpt2.save_pretrained(tmp)
+        ours = load_model(tmp)
+    assert isinstance(ours, GPTForCausalLM)
     assert ours.config.qkv_bias and ours.lm_head.weight is ours.model.tok_emb.weight
     assert ours.config._attn_implementation == gpt2.config._attn_implementation == "sdpa"
     return ours, gpt2
@@ -144,6 +152,22 @@ def bench_kv_cache(ours, s: Setup) -> dict[str, float]:
     return {name: s.kv_new / t for name, t in seconds.items()}
 
 
+def bf16_note() -> str:
+    """Which CPU features decide whether the bf16 rows can be fast (AVX512-BF16 or AMX) and what hfpipe picks."""
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    fast = hardware.cpu_has_fast_bf16()
+    return (
+        f"CPU: torch capability {torch.backends.cpu.get_cpu_capability()}, AVX512-BF16: "
+        f"{yes(torch.cpu._is_avx512_bf16_supported())}, AMX: {yes(torch.cpu._is_amx_tile_supported())} "
+        f"(`hfpipe.hardware.cpu_has_fast_bf16()` = {fast}): "
+        + (
+            "bf16 is native here, and the recipes train in bf16 autocast by default."
+            if fast
+            else "bf16 is emulated here, so the bf16 rows are slower than fp32; the recipes train in fp32 by default."
+        )
+    )
+
+
 def render(s: Setup, quick: bool, rows: list[tuple], elapsed: float) -> str:
     lines = [
         "# hfpipe GPT vs transformers GPT-2: speed",
@@ -157,6 +181,8 @@ def render(s: Setup, quick: bool, rows: list[tuple], elapsed: float) -> str:
         f"torch {torch.__version__}. Medians of interleaved repeats (train {s.train_repeats}, "
         f"generate {s.gen_repeats}, cache {s.kv_repeats}); whole run {elapsed:.0f} s. "
         "Absolute figures depend on the machine's load; compare ratios.",
+        "",
+        bf16_note(),
         "",
         "| measurement | hfpipe GPT | reference | ratio | target |",
         "|---|---:|---:|---:|---|",

@@ -1,16 +1,25 @@
-"""Training throughput of recipes/pretrain.py against a plain Trainer on GPT2LMHeadModel, MFU, and the
-character-level tinyshakespeare reference run.
+"""Training throughput of recipes/pretrain.py in fp32 and in bf16 autocast, each against a plain Trainer on
+GPT2LMHeadModel in the same dtype, and the character-level tinyshakespeare run in both dtypes.
 
-    python benchmarks/bench_pretrain.py                         # 6 x 384, ctx 256, then tinyshakespeare
+    python benchmarks/bench_pretrain.py                         # 6 x 384, ctx 256, then tinyshakespeare x 2
     python benchmarks/bench_pretrain.py --without-shakespeare   # the throughput comparison only
     python benchmarks/bench_pretrain.py --quick                 # tiny dims, few steps, no tinyshakespeare
+    python benchmarks/bench_pretrain.py --shakespeare-max-steps 500   # shorter quality runs (labelled)
 
 Both sides train on the same pre-packed blocks (a BPE tokenizer trained on tinyshakespeare, packed once and
 saved; the recipe loads them with --packed_dataset_path), with the same TrainingArguments (the recipe's
-own PretrainConfig parsed from the same flags; eval and saving off) and models of the same size (QKV bias,
-tied embeddings, dropout 0, SDPA attention). The hfpipe side is the real recipe, ``pretrain.main([...])``.
-Runs are interleaved (A B B A ...) in one process and medians reported, so that load from other processes
-hits both alike: compare the ratios. Writes ``benchmarks/results/pretrain.md`` and prints it.
+own argument classes, ``pretrain.ARGUMENTS``, parsed from the same flags; eval and saving off) and models of
+the same size (QKV bias, tied embeddings, dropout 0, SDPA attention). The hfpipe side is the real recipe,
+``pretrain.main([...])``; both sides measure tokens/s with the same ``ThroughputCallback``. The dtype is
+forced on both sides with ``--bf16 true`` / ``--bf16 false``, whatever this CPU's automatic answer is, so
+the table shows the recipe's bf16/fp32 ratio on any machine (>= 3x is the goal where the CPU has
+AVX512-BF16 or AMX; without them PyTorch emulates bf16 and it is slower than fp32). Runs are interleaved
+(hfpipe fp32, GPT-2 fp32, hfpipe bf16, GPT-2 bf16, then the reverse order, ...) in one process and
+medians reported, so that load from other processes hits all alike: compare the ratios.
+
+The tinyshakespeare runs check that quality holds in bf16: the bf16 validation loss must end within 0.02
+of the fp32 one. Writes ``benchmarks/results/pretrain.md`` (after each phase, so an interrupted run leaves
+its partial figures) and prints it.
 """
 
 from __future__ import annotations
@@ -27,19 +36,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    Trainer,
-    TrainerCallback,
-    set_seed,
-)
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, set_seed
 
+from hfpipe import hardware
 from hfpipe.data.packing import pack_ids
 from hfpipe.data.prepare import load_packed_dataset, save_packed_dataset
-from hfpipe.tokenization import load_tokenizer, save_tokenizer, train_bpe_tokenizer
-from hfpipe.training.throughput import measure_matmul_peak
-from hfpipe.training.trainer import collate_blocks
+from hfpipe.loading import load_tokenizer
+from hfpipe.pretraining import collate_blocks
+from hfpipe.recipe_args import parse_recipe_args
+from hfpipe.tokenization import save_tokenizer, train_bpe_tokenizer
+from hfpipe.training.callbacks import ThroughputCallback, add_callbacks
+from hfpipe.training.throughput import flops_per_token, measure_matmul_peak
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
@@ -49,6 +56,10 @@ RESULTS = REPO / "benchmarks" / "results" / "pretrain.md"
 SHARED = REPO.parent / "shared" / "data"
 SHAKESPEARE_CONFIG = REPO / "recipes" / "configs" / "shakespeare_char.yaml"
 SHAKESPEARE_REFERENCE = 1.88  # nanoGPT's validation loss for this config
+BF16_LOSS_TOLERANCE = 0.02  # issue 8: the bf16 run ends within this of the fp32 validation loss
+BF16_SPEEDUP_GOAL = 3.0  # issue 8: recipe bf16 / fp32 tokens/s on a CPU with AVX512-BF16 or AMX
+DTYPES = ("fp32", "bf16")
+SIDES = ("hfpipe", "gpt2")
 
 
 @dataclasses.dataclass
@@ -61,18 +72,41 @@ class Setup:
     batch: int
     steps: int
     logging_steps: int  # tokens/s is measured over the log intervals after the first (warm-up excluded)
-    repeats: int  # runs of each side
+    repeats: int  # runs of each side in each dtype
     text_chars: int | None  # tinyshakespeare characters used (None: all)
     peak_size: int  # matmul size for the peak
     peak_seconds: float
 
 
 FULL = Setup(6, 384, 6, 256, 4096, 4, 16, 4, 3, None, 2048, 2.0)
-QUICK = Setup(2, 64, 2, 64, 512, 4, 4, 2, 2, 100_000, 1024, 0.3)
+QUICK = Setup(2, 64, 2, 64, 512, 4, 4, 2, 2, 100_000, 512, 0.4)
 
 
 def progress(step: str) -> None:
     print(f"[bench_pretrain] {time.strftime('%H:%M:%S')} {step}", file=sys.stderr, flush=True)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_features() -> dict:
+    """What decides the bf16 branch: the CPU's native bf16 support as torch and hfpipe see it."""
+    return {
+        "cpu": cpu_name(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
+        "amx": torch.cpu._is_amx_tile_supported(),
+        "cpu_has_fast_bf16": hardware.cpu_has_fast_bf16(),
+        "fast_bf16_available": hardware.fast_bf16_available(),
+        "plain_bf16_matmul": plain_bf16_matmul_rate(),
+    }
 
 
 def prepare_data(s: Setup, text: str, work: Path) -> tuple[Path, Path, int]:
@@ -91,7 +125,7 @@ def prepare_data(s: Setup, text: str, work: Path) -> tuple[Path, Path, int]:
     return tok_dir, data_dir, len(tokenizer)
 
 
-def recipe_args(s: Setup, tok_dir: Path, data_dir: Path, out: Path, peak: float) -> list[str]:
+def recipe_args(s: Setup, tok_dir: Path, data_dir: Path, out: Path, peak: float, bf16: bool) -> list[str]:
     """Flags of the recipe for the throughput runs; the GPT-2 side parses the same ones."""
     flags = {
         "packed_dataset_path": data_dir,
@@ -116,7 +150,7 @@ def recipe_args(s: Setup, tok_dir: Path, data_dir: Path, out: Path, peak: float)
         "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,
-        "bf16": False,
+        "bf16": bf16,  # forced either way: the benchmark measures both branches on any CPU
         "seed": 0,
         "dataloader_num_workers": 0,
         "peak_tflops": peak / 1e12,
@@ -126,56 +160,38 @@ def recipe_args(s: Setup, tok_dir: Path, data_dir: Path, out: Path, peak: float)
     return [item for key, value in flags.items() for item in (f"--{key}", text(value))]
 
 
-def steady_tokens_per_second(log_times: list[float], tokens_per_interval: int) -> float:
-    """Tokens/s between the first and the last training log (the warm-up before the first is excluded)."""
-    return tokens_per_interval * (len(log_times) - 1) / (log_times[-1] - log_times[0])
-
-
-def run_hfpipe(args: list[str]) -> dict:
-    """One run of the recipe: tokens/s from its own logs (after the first) and from train_runtime."""
-    trainer = pretrain.main(args)
+def throughput_from_logs(trainer, tokens_per_step: int) -> dict:
+    """Tokens/s from ThroughputCallback's logs after the first (warm-up excluded), and from train_runtime."""
     history = trainer.state.log_history
     rates = [h["tokens_per_second"] for h in history if "tokens_per_second" in h][1:]
     runtime = next(h["train_runtime"] for h in history if "train_runtime" in h)
-    steps = trainer.state.global_step
     # Equal log intervals: total tokens / total seconds is the harmonic mean of the per-interval rates.
     return {
         "steady": len(rates) / sum(1 / r for r in rates),
-        "runtime": steps * trainer.tokens_per_step / runtime,
+        "runtime": trainer.state.global_step * tokens_per_step / runtime,
         "params": sum(p.numel() for p in trainer.model.parameters()),
-        "flops_per_token": trainer.flops_per_token,  # the recipe's own figure, via throughput.flops_per_token
     }
 
 
-class LogClock(TrainerCallback):
-    """perf_counter() at each training-loss log, like PretrainTrainer's own tokens/s intervals."""
-
-    def __init__(self):
-        self.times: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.times.append(time.perf_counter())
+def run_hfpipe(args: list[str], s: Setup) -> dict:
+    """One run of the recipe: tokens/s from its own logs (after the first) and from train_runtime."""
+    trainer = pretrain.main(args)
+    assert trainer.args.bf16 == ("--bf16" in args and args[args.index("--bf16") + 1] == "true")
+    result = throughput_from_logs(trainer, s.batch * s.block_size)
+    result["flops_per_token"] = flops_per_token(trainer.model.config, s.block_size)
+    return result
 
 
 def run_gpt2(args: list[str], vocab_size: int, eos_id: int) -> dict:
     """The same TrainingArguments and blocks with a plain Trainer and transformers' GPT2LMHeadModel."""
-    model_args, data_args, _, train_args = pretrain.parse_recipe_args(
-        [
-            pretrain.ModelArguments,
-            pretrain.DataArguments,
-            pretrain.TokenizerArguments,
-            pretrain.PretrainConfig,
-        ],
-        args,
-    )
+    _, model_args, arch, data_args, _, train_args = parse_recipe_args(pretrain.ARGUMENTS, args)
     set_seed(train_args.seed)
     config = GPT2Config(
         vocab_size=vocab_size,
-        n_positions=model_args.context_length,
-        n_embd=model_args.emb_dim,
-        n_layer=model_args.n_layers,
-        n_head=model_args.n_heads,
+        n_positions=arch.context_length,
+        n_embd=arch.emb_dim,
+        n_layer=arch.n_layers,
+        n_head=arch.n_heads,
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
@@ -186,144 +202,285 @@ def run_gpt2(args: list[str], vocab_size: int, eos_id: int) -> dict:
     model = GPT2LMHeadModel._from_config(config, attn_implementation=model_args.attn_implementation)
     assert model.config._attn_implementation == "sdpa"
     train_set = load_packed_dataset(data_args.packed_dataset_path)["train"]
-    clock = LogClock()
+    tokens_per_step = train_args.per_device_train_batch_size * len(train_set[0]["input_ids"])
     trainer = Trainer(
         model=model,
-        args=train_args,
+        args=train_args,  # the recipe's PretrainConfig: bf16 autocast exactly as the recipe gets it
         train_dataset=train_set,
         data_collator=collate_blocks,  # the recipe's collator
-        callbacks=[clock],
     )
-    runtime = trainer.train().metrics["train_runtime"]
-    tokens_per_step = train_args.per_device_train_batch_size * len(train_set[0]["input_ids"])
-    return {
-        "steady": steady_tokens_per_second(clock.times, train_args.logging_steps * tokens_per_step),
-        "runtime": trainer.state.global_step * tokens_per_step / runtime,
-        "params": sum(p.numel() for p in model.parameters()),
-    }
+    add_callbacks(trainer, [ThroughputCallback(tokens_per_step)])  # the recipe's clock
+    trainer.train()
+    return throughput_from_logs(trainer, tokens_per_step)
 
 
-def bench_throughput(s: Setup, text: str, work: Path, peaks: list[float]) -> dict[str, dict[str, float]]:
-    """Medians over interleaved runs (hfpipe, GPT-2, GPT-2, hfpipe, ...) of each side's tokens/s, and the
-    median of the ratios of back-to-back pairs (robust to a change of load between pairs). Measures the
-    matmul peak again after each run into ``peaks``: the best of them is the least disturbed by the load."""
+def linear_peak(dtype: torch.dtype, size: int, seconds: float) -> float:
+    """FLOP/s of a square ``F.linear`` (the best of repeated runs): the kernel nn.Linear runs under bf16
+    autocast on CPU (oneDNN). Without native bf16, a plain bf16 ``a @ b`` takes a far slower path, so
+    ``measure_matmul_peak(torch.bfloat16)`` would understate what training gets (and take minutes at 2048)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.nn.functional.linear(a, b)  # the first call of a dtype pays one-time set-up
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        torch.nn.functional.linear(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def plain_bf16_matmul_rate(size: int = 256) -> float:
+    """FLOP/s of one bf16 ``a @ b`` after a warm-up: shows whether plain bf16 matmuls are native here."""
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    a @ a
+    start = time.perf_counter()
+    a @ a
+    return 2 * size**3 / (time.perf_counter() - start)
+
+
+def measure_peaks(s: Setup, peaks: dict[str, list[float]], seconds: float) -> None:
+    """fp32: the recipe's own MFU denominator (``measure_matmul_peak``); bf16: ``F.linear`` (see linear_peak)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    peaks["fp32"].append(measure_matmul_peak(torch.float32, size=s.peak_size, seconds=seconds))
+    peaks["bf16"].append(linear_peak(torch.bfloat16, size=s.peak_size, seconds=seconds))
+
+
+def bench_throughput(s: Setup, text: str, work: Path, peaks: dict[str, list[float]]) -> dict:
+    """Interleaved runs of each (side, dtype); medians of tokens/s, the median of the hfpipe/GPT-2 ratios of
+    back-to-back pairs, and of the recipe's bf16/fp32 ratios within each round. Measures both matmul peaks
+    again after each round into ``peaks``: the best of them is the least disturbed by the load."""
     tok_dir, data_dir, vocab_size = prepare_data(s, text, work)
     eos_id = load_tokenizer(tok_dir).eos_token_id
-    runs: dict[str, list[dict]] = {"hfpipe": [], "gpt2": []}
+    order = [(side, dtype) for dtype in DTYPES for side in SIDES]  # hfpipe fp32, gpt2 fp32, hfpipe bf16, ...
+    runs: dict[tuple[str, str], list[dict]] = {key: [] for key in order}
     for r in range(s.repeats):
-        for name in ("hfpipe", "gpt2") if r % 2 == 0 else ("gpt2", "hfpipe"):
-            progress(f"throughput run {r + 1}/{s.repeats}: {name}")
-            args = recipe_args(s, tok_dir, data_dir, work / f"{name}-{r}", max(peaks))
-            result = run_hfpipe(args) if name == "hfpipe" else run_gpt2(args, vocab_size, eos_id)
-            runs[name].append(result)
-            peaks.append(measure_matmul_peak(torch.float32, size=s.peak_size, seconds=s.peak_seconds / 4))
+        for side, dtype in order if r % 2 == 0 else reversed(order):
+            progress(f"throughput round {r + 1}/{s.repeats}: {side} {dtype}")
+            out = work / f"{side}-{dtype}-{r}"
+            args = recipe_args(s, tok_dir, data_dir, out, max(peaks["fp32"]), dtype == "bf16")
+            result = run_hfpipe(args, s) if side == "hfpipe" else run_gpt2(args, vocab_size, eos_id)
+            runs[side, dtype].append(result)
             progress(
-                f"  {name}: {result['steady']:,.0f} tok/s steady, {result['runtime']:,.0f} tok/s runtime"
+                f"  {side} {dtype}: {result['steady']:,.0f} tok/s steady, {result['runtime']:,.0f} tok/s runtime"
             )
-    assert runs["hfpipe"][0]["params"] == runs["gpt2"][0]["params"], "the two models differ in size"
-    medians = {
-        name: {key: statistics.median(run[key] for run in rs) for key in ("steady", "runtime")}
-        for name, rs in runs.items()
-    }
-    medians["pair_ratio"] = {
-        key: statistics.median(a[key] / b[key] for a, b in zip(runs["hfpipe"], runs["gpt2"]))
-        for key in ("steady", "runtime")
-    }
-    medians["flops_per_token"] = runs["hfpipe"][0]["flops_per_token"]
-    medians["params"] = runs["hfpipe"][0]["params"]
-    medians["vocab_size"] = vocab_size
-    medians["n_peaks"] = len(peaks)
-    medians["all"] = runs
-    return medians
+        measure_peaks(s, peaks, s.peak_seconds / 4)
+    params = {run[0]["params"] for run in runs.values()}
+    assert len(params) == 1, f"the models differ in size: {params}"
+    keys = ("steady", "runtime")
+    tp: dict = {key: {k: statistics.median(run[k] for run in rs) for k in keys} for key, rs in runs.items()}
+    for dtype in DTYPES:
+        pairs = list(zip(runs["hfpipe", dtype], runs["gpt2", dtype]))
+        tp["pair_ratio", dtype] = {k: statistics.median(a[k] / b[k] for a, b in pairs) for k in keys}
+    for side in SIDES:
+        pairs = list(zip(runs[side, "bf16"], runs[side, "fp32"]))
+        tp["bf16_ratio", side] = {k: statistics.median(a[k] / b[k] for a, b in pairs) for k in keys}
+    tp["flops_per_token"] = runs["hfpipe", "fp32"][0]["flops_per_token"]
+    tp["params"] = params.pop()
+    tp["vocab_size"] = vocab_size
+    tp["all"] = runs
+    return tp
 
 
-def run_shakespeare(shared: Path, work: Path) -> dict:
-    """nanoGPT's character-level tinyshakespeare run through the recipe: validation loss and wall time."""
-    out = work / "shakespeare-char"
+def run_shakespeare(shared: Path, work: Path, bf16: bool, max_steps: int | None = None) -> dict:
+    """nanoGPT's character-level tinyshakespeare run through the recipe in one dtype (forced): validation loss,
+    wall time and tokens/s."""
+    dtype = "bf16" if bf16 else "fp32"
+    out = work / f"shakespeare-char-{dtype}"
     args = ["--config", str(SHAKESPEARE_CONFIG), "--dataset_name", str(shared / "tinyshakespeare.txt")]
     args += ["--output_dir", str(out), "--report_to", "none", "--disable_tqdm", "true"]
-    # Only evaluation changes: the whole held-out last 10 % (the config keeps its first 2,400 blocks), every
-    # 1,000 steps as each pass over it costs about a minute here. Training is the config's, step for step.
-    args += ["--max_eval_samples", "1000000", "--eval_steps", "1000"]
+    args += ["--bf16", "true" if bf16 else "false"]
+    # Only evaluation changes: the whole held-out last 10 % (the config keeps its first 2,400 blocks), once at
+    # the end, as each pass over it costs about a minute here in fp32 (four in emulated bf16). Training is the
+    # config's, step for step.
+    steps = max_steps or 2000
+    args += ["--max_eval_samples", "1000000", "--eval_steps", str(steps), "--max_steps", str(steps)]
     start = time.perf_counter()
     trainer = pretrain.main(args)
     wall = time.perf_counter() - start
+    assert trainer.args.bf16 == bf16
     history = trainer.state.log_history
-    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    rates = [h["tokens_per_second"] for h in history if "tokens_per_second" in h][1:]
     return {
-        "eval_loss": evals[-1],
-        "best_eval_loss": min(evals),
+        "eval_loss": evals[-1][1],
+        "evals": evals,
+        "best_eval_loss": min(loss for _, loss in evals),
         "wall": wall,
         "train_runtime": next(h["train_runtime"] for h in history if "train_runtime" in h),
         "steps": trainer.state.global_step,
+        "max_steps": trainer.args.max_steps,
         "eval_blocks": len(trainer.eval_dataset),
+        "tokens_per_second": len(rates) / sum(1 / r for r in rates) if rates else float("nan"),
     }
 
 
-def render(
-    s: Setup, quick: bool, peak: float, peak_bf16: float, tp: dict, shk: dict | None, elapsed: float
-) -> str:
-    ours, ref, ratio = tp["hfpipe"], tp["gpt2"], tp["pair_ratio"]
+def render_features(f: dict, peak: dict[str, float]) -> list[str]:
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    return [
+        f"CPU: {f['cpu']}; torch CPU capability {f['capability']}; AVX512-BF16: {yes(f['avx512_bf16'])}, "
+        f"AMX: {yes(f['amx'])}, so `hfpipe.hardware.cpu_has_fast_bf16()` = {f['cpu_has_fast_bf16']} and the "
+        f"recipe's automatic choice is {'bf16' if f['fast_bf16_available'] else 'fp32'} "
+        f"(`fast_bf16_available()` = {f['fast_bf16_available']}). Measured matmul peak: fp32 "
+        f"{peak['fp32'] / 1e9:,.1f} GFLOP/s (`a @ b`), bf16 {peak['bf16'] / 1e9:,.1f} GFLOP/s (`F.linear`, the "
+        f"path of nn.Linear under autocast) = {peak['bf16'] / peak['fp32']:.2f}x fp32; a plain bf16 `a @ b` "
+        f"(256^2) runs at {f['plain_bf16_matmul'] / 1e9:,.2f} GFLOP/s "
+        + (
+            "(native bf16: a training step can gain about as much)."
+            if f["cpu_has_fast_bf16"]
+            else "(no native bf16: PyTorch emulates it, so bf16 training is expected to be *slower* than fp32 "
+            "here; the >= 3x goal is for CPUs with AVX512-BF16 or AMX and cannot be judged on this one)."
+        ),
+    ]
+
+
+def render_throughput(s: Setup, quick: bool, tp: dict, peak: dict[str, float], fast_bf16: bool) -> list[str]:
     threads = torch.get_num_threads()
     status = lambda ok: "(not judged: quick)" if quick else "ok" if ok else "MISSED"  # noqa: E731
-    mfu = lambda rate: rate * tp["flops_per_token"] / peak  # noqa: E731
     lines = [
-        "# Pretraining: recipes/pretrain.py vs a plain Trainer on GPT2LMHeadModel",
-        "",
         f"Model: {s.n_layers} layers x {s.emb_dim} wide, {s.n_heads} heads, context {s.block_size}, "
         f"vocab {tp['vocab_size']} (BPE trained on tinyshakespeare), QKV bias, tied embeddings, dropout 0, "
         f"SDPA; {tp['params']:,} parameters on both sides, {tp['flops_per_token'] / 1e6:,.1f} MFLOP per "
-        "token (6 N + 12 L T d). Training: the same packed blocks and TrainingArguments, batch "
-        f"{s.batch} x {s.block_size} ({s.batch * s.block_size:,} tokens/step), {s.steps} steps, AdamW, "
-        "fp32, eval and saving off. GPT-2 runs its default activation, gelu_new (a tanh GELU in Python "
-        "ops); hfpipe the same function as one kernel.",
+        "token (6 N + 12 L T d). Training: the same packed blocks and TrainingArguments (the recipe's "
+        f"PretrainConfig), batch {s.batch} x {s.block_size} ({s.batch * s.block_size:,} tokens/step), "
+        f"{s.steps} steps, AdamW, fp32 weights, eval and saving off; `--bf16 false` (fp32) or `--bf16 true` "
+        "(bf16 autocast) forced on both sides. GPT-2 runs its default activation, gelu_new (a tanh GELU in "
+        "Python ops); hfpipe the same function as one kernel.",
         "",
         f"Machine: {platform.machine()}, torch {torch.__version__}, torch threads: {threads}, shared with "
-        f"other jobs. Medians of {s.repeats} interleaved runs per side (hfpipe, GPT-2, GPT-2, hfpipe, ...) "
-        "in one process; the ratio is the median of the ratios of back-to-back pairs, which a change of "
-        f'load between pairs does not skew. Whole benchmark {elapsed / 60:.1f} min. "steady" = tokens/s '
-        f"from the first training log (step {s.logging_steps}) to the last, i.e. without the warm-up; "
-        '"runtime" = steps x batch x block / train_runtime. Absolute figures depend on the load: compare '
-        "ratios.",
+        f"other jobs. Medians of {s.repeats} interleaved rounds (hfpipe fp32, GPT-2 fp32, hfpipe bf16, GPT-2 "
+        "bf16, then the reverse order, ...) in one process; hfpipe/GPT-2 is the median of the ratios of "
+        "back-to-back pairs and bf16/fp32 the median of the ratios within each round, which a change of "
+        'load between rounds does not skew. "steady" = tokens/s from the first training log (step '
+        f"{s.logging_steps}) to the last, i.e. without the warm-up, by the same ThroughputCallback on both "
+        'sides; "runtime" = steps x batch x block / train_runtime. Absolute figures depend on the load: '
+        "compare ratios.",
         "",
-        "| measurement | hfpipe recipe | GPT2LMHeadModel + Trainer | ratio | target |",
+        "| measurement | hfpipe recipe | GPT2LMHeadModel + Trainer | hfpipe / GPT-2 | target |",
         "|---|---:|---:|---:|---|",
     ]
+    names = {"fp32": "fp32", "bf16": "bf16 autocast"}
     for key, label in (("steady", "train tokens/s, steady"), ("runtime", "train tokens/s, train_runtime")):
-        verdict = status(ratio[key] >= 1.0)
-        lines.append(
-            f"| {label} | {ours[key]:,.0f} | {ref[key]:,.0f} | {ratio[key]:.2f}x | >= 1.0x {verdict} |"
+        for dtype in DTYPES:
+            ours, ref, ratio = tp["hfpipe", dtype][key], tp["gpt2", dtype][key], tp["pair_ratio", dtype][key]
+            lines.append(
+                f"| {label}, {names[dtype]} | {ours:,.0f} | {ref:,.0f} | {ratio:.2f}x | "
+                f">= 1.0x {status(ratio >= 1.0)} |"
+            )
+    if fast_bf16:
+        goal = (
+            f">= {BF16_SPEEDUP_GOAL:g}x {status(tp['bf16_ratio', 'hfpipe']['steady'] >= BF16_SPEEDUP_GOAL)}"
         )
+    else:
+        goal = f">= {BF16_SPEEDUP_GOAL:g}x on a CPU with AVX512-BF16/AMX; not judged: this CPU has neither"
+    for key, label in (("steady", "steady"), ("runtime", "train_runtime")):
+        ours, ref = tp["bf16_ratio", "hfpipe"][key], tp["bf16_ratio", "gpt2"][key]
+        lines.append(
+            f"| **bf16 / fp32 tokens/s, {label}** | **{ours:.2f}x** | {ref:.2f}x | | "
+            f"{goal if key == 'steady' else ''} |"
+        )
+    mfu = lambda side, dtype: tp[side, dtype]["steady"] * tp["flops_per_token"] / peak[dtype]  # noqa: E731
+    for dtype in DTYPES:
+        lines.append(
+            f"| MFU vs {dtype} matmul peak, steady, {names[dtype]} | {mfu('hfpipe', dtype):.1%} | "
+            f"{mfu('gpt2', dtype):.1%} | {tp['pair_ratio', dtype]['steady']:.2f}x | |"
+        )
+    n_peaks = 1 + s.repeats
     lines += [
-        f"| MFU vs fp32 matmul peak, steady | {mfu(ours['steady']):.1%} | {mfu(ref['steady']):.1%} | "
-        f"{ratio['steady']:.2f}x | |",
-        f"| measured matmul peak, fp32 ({s.peak_size}^2, {threads} thread(s), best of {tp['n_peaks']}; "
-        "MFU denominator) | "
-        f"{peak / 1e9:,.1f} GFLOP/s | | | |",
-        f"| measured matmul peak, bf16 (for comparison; bf16 is off) | {peak_bf16 / 1e9:,.1f} GFLOP/s | | "
-        f"{peak_bf16 / peak:.2f}x fp32 | |",
+        f"| measured matmul peak, fp32 ({s.peak_size}^2, {threads} thread(s), best of {n_peaks}) | "
+        f"{peak['fp32'] / 1e9:,.1f} GFLOP/s | | | |",
+        f"| measured matmul peak, bf16 (F.linear, {s.peak_size}^2, best of {n_peaks}) | {peak['bf16'] / 1e9:,.1f} GFLOP/s "
+        f"| | {peak['bf16'] / peak['fp32']:.2f}x fp32 | |",
     ]
-    steady = {name: ", ".join(f"{r['steady']:,.0f}" for r in rs) for name, rs in tp["all"].items()}
-    runs = "; ".join(f"{name} {values}" for name, values in steady.items())
-    lines += ["", f"Steady tokens/s of each run, per side in run order: {runs}."]
-    if shk is not None:
-        ok = shk["eval_loss"] <= SHAKESPEARE_REFERENCE
+    each = "; ".join(
+        f"{side} {dtype} " + ", ".join(f"{r['steady']:,.0f}" for r in rs)
+        for (side, dtype), rs in tp["all"].items()
+    )
+    return lines + ["", f"Steady tokens/s of each run, in round order: {each}."]
+
+
+def render_shakespeare(shk: dict, quick: bool, planned_steps: int) -> list[str]:
+    fp32, bf16 = shk.get("fp32"), shk.get("bf16")
+    status = lambda ok: "(not judged: quick)" if quick else "ok" if ok else "MISSED"  # noqa: E731
+    reduced = planned_steps != 2000
+    lines = [
+        "",
+        "## Character-level tinyshakespeare (recipes/configs/shakespeare_char.yaml), fp32 and bf16",
+        "",
+        f"4 layers, 4 heads, 128 dims, context 64, batch 12, {planned_steps:,} steps, dropout 0, lr 1e-3 cosine "
+        "to 1e-4, trained as the config says, once with `--bf16 false` and once with `--bf16 true` (bf16 "
+        "autocast forced: this CPU's automatic answer is fp32). Validation = the last 10 % of the text (the "
+        "recipe splits a single document so), all of it (the config's max_eval_samples overridden), once "
+        "at the end of training.",
+    ]
+    if reduced:
         lines += [
             "",
-            "## Character-level tinyshakespeare (recipes/configs/shakespeare_char.yaml)",
-            "",
-            "4 layers, 4 heads, 128 dims, context 64, batch 12, 2,000 steps, dropout 0, lr 1e-3 cosine to "
-            "1e-4, trained as the config says. Validation = the last 10 % of the text (the recipe splits a "
-            "single document so), all of it (the config's max_eval_samples overridden), every 1,000 steps.",
-            "",
-            "| measurement | hfpipe recipe | reference (nanoGPT) | target |",
-            "|---|---:|---:|---|",
-            f"| validation loss after {shk['steps']:,} steps ({shk['eval_blocks']:,} blocks) | "
-            f"{shk['eval_loss']:.3f} | {SHAKESPEARE_REFERENCE} | <= {SHAKESPEARE_REFERENCE} {status(ok)} |",
-            f"| best validation loss during the run | {shk['best_eval_loss']:.3f} | | |",
-            f"| wall time (whole recipe: data, training, evals, saving) | {shk['wall'] / 60:.1f} min | | |",
-            f"| train_runtime (Trainer.train, evals included) | {shk['train_runtime'] / 60:.1f} min | | |",
+            f"**Reduced run: max_steps {planned_steps:,} instead of the config's 2,000** (the cosine schedule "
+            "is shortened to match), so the losses are not comparable with nanoGPT's 1.88; the bf16 vs fp32 "
+            "difference still is.",
         ]
+    cell = lambda r, f: f(r) if r is not None else "(not run / not finished)"  # noqa: E731
+    loss = lambda r: f"{r['eval_loss']:.4f}"  # noqa: E731
+    steps = (fp32 or bf16 or {}).get("steps", planned_steps)
+    blocks = (fp32 or bf16 or {}).get("eval_blocks")  # None before the first run ends
+    lines += [
+        "",
+        "| measurement | fp32 | bf16 autocast | bf16 - fp32 | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    if fp32 is not None and bf16 is not None:
+        diff = bf16["eval_loss"] - fp32["eval_loss"]
+        verdict = f"abs <= {BF16_LOSS_TOLERANCE} {status(abs(diff) <= BF16_LOSS_TOLERANCE)}"
+        diff_cell = f"{diff:+.4f}"
+    else:
+        diff_cell, verdict = "", f"abs <= {BF16_LOSS_TOLERANCE} (pending)"
+    lines.append(
+        f"| validation loss after {steps:,} steps ({f'{blocks:,}' if blocks else '?'} blocks) | {cell(fp32, loss)} | "
+        f"{cell(bf16, loss)} | {diff_cell} | {verdict} |"
+    )
+    if not reduced and fp32 is not None:
+        ok = fp32["eval_loss"] <= SHAKESPEARE_REFERENCE
+        lines.append(
+            f"| fp32 validation loss vs nanoGPT's {SHAKESPEARE_REFERENCE} | {fp32['eval_loss']:.3f} | | | "
+            f"<= {SHAKESPEARE_REFERENCE} {status(ok)} |"
+        )
+    rows = (
+        (
+            "validation loss at each evaluation (step: loss)",
+            lambda r: ", ".join(f"{s:,}: {v:.4f}" for s, v in r["evals"]),
+        ),
+        ("best validation loss", lambda r: f"{r['best_eval_loss']:.4f}"),
+        ("train tokens/s, steady", lambda r: f"{r['tokens_per_second']:,.0f}"),
+        ("wall time (whole recipe: data, training, evals, saving)", lambda r: f"{r['wall'] / 60:.1f} min"),
+        ("train_runtime (Trainer.train, evals included)", lambda r: f"{r['train_runtime'] / 60:.1f} min"),
+    )
+    lines += [f"| {label} | {cell(fp32, fmt)} | {cell(bf16, fmt)} | | |" for label, fmt in rows]
+    return lines
+
+
+def render(
+    s: Setup,
+    quick: bool,
+    features: dict,
+    peak: dict[str, float],
+    tp: dict | None,
+    shk: dict | None,
+    shk_steps: int,
+    elapsed: float,
+    done: bool,
+) -> str:
+    lines = [
+        "# Pretraining: recipes/pretrain.py in fp32 and bf16 vs a plain Trainer on GPT2LMHeadModel",
+        "",
+        *render_features(features, peak),
+        "",
+        f"Whole benchmark {elapsed / 60:.1f} min"
+        + ("." if done else " so far: **partial results, the benchmark is still running or was stopped**."),
+        "",
+    ]
+    if tp is not None:
+        lines += render_throughput(s, quick, tp, peak, features["cpu_has_fast_bf16"])
+    if shk is not None:
+        lines += render_shakespeare(shk, quick, shk_steps)
     return "\n".join(lines) + "\n"
 
 
@@ -335,14 +492,30 @@ def main(argv: list[str] | None = None) -> str:
         dest="shakespeare",
         action="store_true",
         default=None,
-        help="run the character-level tinyshakespeare config (the default, except with --quick)",
+        help="run the character-level tinyshakespeare config in fp32 and bf16 (the default, except with "
+        "--quick; slow where bf16 is emulated)",
     )
     parser.add_argument("--without-shakespeare", dest="shakespeare", action="store_false")
+    parser.add_argument(
+        "--shakespeare-max-steps",
+        type=int,
+        default=None,
+        help="shorten both tinyshakespeare runs to this many steps (labelled as reduced in the table)",
+    )
+    parser.add_argument(
+        "--without-throughput",
+        dest="throughput",
+        action="store_false",
+        help="skip the throughput comparison (run the tinyshakespeare runs only)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
         default=None,
         help="torch threads (default: 1 with --quick, else torch's); 1 is faster on a loaded machine",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="interleaved throughput rounds (default: 3, 2 with --quick)"
     )
     parser.add_argument("--shared", type=Path, default=SHARED, help="directory holding tinyshakespeare.txt")
     parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
@@ -353,23 +526,40 @@ def main(argv: list[str] | None = None) -> str:
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
     s = QUICK if args.quick else FULL
+    if args.repeats:
+        s = dataclasses.replace(s, repeats=args.repeats)
     with_shakespeare = not args.quick if args.shakespeare is None else args.shakespeare
+    if not args.throughput and not with_shakespeare:
+        parser.error("--without-throughput needs the tinyshakespeare runs (drop --without-shakespeare)")
+    shk_steps = args.shakespeare_max_steps or 2000
     text = (args.shared / "tinyshakespeare.txt").read_text(encoding="utf-8")[: s.text_chars]
+    features = cpu_features()
     start = time.perf_counter()
+    tp, shk = None, None
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(done: bool = False) -> str:
+        peak = {dtype: max(values) for dtype, values in peaks.items()}
+        table = render(s, args.quick, features, peak, tp, shk, shk_steps, time.perf_counter() - start, done)
+        args.output.write_text(table)
+        return table
+
     with tempfile.TemporaryDirectory(prefix="hfpipe-bench-pretrain-") as tmp:
         work = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir)) if args.workdir else Path(tmp)
-        progress("matmul peak")
-        peaks = [measure_matmul_peak(torch.float32, size=s.peak_size, seconds=s.peak_seconds)]
-        peak_bf16 = measure_matmul_peak(torch.bfloat16, size=s.peak_size, seconds=s.peak_seconds)
-        tp = bench_throughput(s, text, work / "throughput", peaks)
-        peak = max(peaks)
-        shk = None
+        progress(f"matmul peaks; {features}")
+        peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        measure_peaks(s, peaks, s.peak_seconds)
+        if args.throughput:
+            tp = bench_throughput(s, text, work / "throughput", peaks)
+            write()
         if with_shakespeare:
-            progress("character-level tinyshakespeare (long)")
-            shk = run_shakespeare(args.shared, work)
-    table = render(s, args.quick, peak, peak_bf16, tp, shk, time.perf_counter() - start)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table)
+            shk = {}
+            for dtype in DTYPES:
+                progress(f"character-level tinyshakespeare, {dtype} ({shk_steps} steps; long)")
+                shk[dtype] = run_shakespeare(args.shared, work, dtype == "bf16", args.shakespeare_max_steps)
+                progress(f"  {dtype}: validation loss {shk[dtype]['eval_loss']:.4f}")
+                write()
+    table = write(done=True)
     print(table)
     return table
 

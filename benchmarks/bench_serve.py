@@ -33,6 +33,8 @@ from safetensors import safe_open
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serve.md"
+# transformers serve as it starts, and with the continuous batching (paged attention) a user would turn on
+PEERS = {"transformers serve": [], "transformers serve --continuous-batching": ["--continuous-batching"]}
 PROMPTS = [
     "Return the number of", "The quick brown fox", "It was a bright cold day", "In the beginning",
     "Once upon a time there", "The result of the call", "Open the file and", "A list of all the",
@@ -191,7 +193,7 @@ def measure(server: ServerProcess, model: str, setup: Setup, levels) -> dict[int
     return out
 
 
-def table(setup: Setup, n_params: int, threads: int, ours: dict, peer: dict | None, checks: dict) -> str:
+def table(setup: Setup, n_params: int, threads: int, ours: dict, peers: dict, checks: dict) -> str:
     row = lambda name, c, r: (  # noqa: E731
         f"| {name} | {c} | {r['requests']} | {r['failed']} | {r['req_s']:.2f} | {r['tok_s']:,.0f} | "
         f"{r['p50']:.2f} | {r['p95']:.2f} |"
@@ -201,26 +203,28 @@ def table(setup: Setup, n_params: int, threads: int, ours: dict, peer: dict | No
         "",
         f"Random GPT, {n_params / 1e6:.1f} M parameters ({setup.n_layers} layers, {setup.emb_dim} dims, context "
         f"{setup.context_length}); greedy `/v1/completions`, `max_tokens` {setup.max_tokens}, "
-        f"{setup.requests_per_client} requests per client; {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
-        f"{threads} torch thread(s) per server, torch {__import__('torch').__version__}, transformers {__import__('transformers').__version__}. "
-        "`transformers serve` (default settings) serves the same weights converted to GPT-2; the servers run one "
-        "after the other. Latencies in seconds.",
+        f"{setup.requests_per_client} requests per client; {os.cpu_count()} CPU cores, {platform.machine()}, "
+        f"{threads} torch thread(s) per server, torch {__import__('torch').__version__}, transformers "
+        f"{__import__('transformers').__version__}. `transformers serve` serves the same weights converted to "
+        "GPT-2; the servers run one after the other. Latencies in seconds.",
         "",
         "| server | concurrency | requests | failed | requests/s | generated tokens/s | p50 | p95 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [row("hfpipe", c, r) for c, r in ours.items()]
-    if peer:
-        lines += [row("transformers serve", c, r) for c, r in peer.items()]
+    for name, peer in peers.items():
+        lines += [row(name, c, r) for c, r in peer.items()]
     top, low = max(ours), min(ours)
+    tok_s = lambda results, c: results[c]["tok_s"] or float("nan")  # noqa: E731
     lines += ["", "| ratio | value |", "|---|---|",
-              f"| hfpipe tokens/s, concurrency {top} / concurrency {low} (goal >= 3x) | {ours[top]['tok_s'] / ours[low]['tok_s']:.2f}x |"]  # fmt: skip
-    if peer:
+              f"| hfpipe tokens/s, concurrency {top} / concurrency {low} (goal >= 3x) | {tok_s(ours, top) / tok_s(ours, low):.2f}x |"]  # fmt: skip
+    for name, peer in peers.items():
         lines.append(
-            f"| transformers serve tokens/s, concurrency {top} / {low} | {peer[top]['tok_s'] / peer[low]['tok_s']:.2f}x |"
+            f"| {name} tokens/s, concurrency {top} / {low} | {tok_s(peer, top) / tok_s(peer, low):.2f}x |"
         )
-        lines.append(f"| hfpipe / transformers serve tokens/s at concurrency {top} (target >= 1.0x) | "
-                     f"{ours[top]['tok_s'] / peer[top]['tok_s']:.2f}x |")  # fmt: skip
+    for name, peer in peers.items():
+        lines.append(f"| hfpipe / {name} tokens/s at concurrency {top} (target >= 1.0x) | "
+                     f"{tok_s(ours, top) / tok_s(peer, top):.2f}x |")  # fmt: skip
     failed = sum(r["failed"] for r in ours.values())
     lines.append(f"| failed requests, hfpipe (goal 0) | {failed} |")
     names = list(checks)
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="an hfpipe model directory (default: build a small random one)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for the smoke test")
-    parser.add_argument("--no-peer", action="store_true", help="skip transformers serve")
+    parser.add_argument("--no-peer", action="store_true", help="skip the transformers serve runs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each server (default 1)")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -267,22 +271,32 @@ def main(argv: list[str] | None = None) -> str:
         finally:
             ours_server.stop()
 
-        peer = None
+        peers = {}
         if not args.no_peer:
             gpt2_dir = convert_checkpoint(str(model_dir), str(tmp / "gpt2"), direction="to_gpt2")
-            progress("starting transformers serve on the same weights converted to GPT-2")
-            port = free_port()
-            command = ["transformers", "serve", str(gpt2_dir), "--host", "127.0.0.1", "--port", str(port)]
-            peer_server = ServerProcess(
-                "transformers serve", command, port, tmp / "transformers.log", args.threads
-            )
-            try:
-                peer = measure(peer_server, str(gpt2_dir), setup, (min(setup.levels), max(setup.levels)))
-                checks["transformers serve"] = run_checks(peer_server.url, str(gpt2_dir))
-            finally:
-                peer_server.stop()
+            for name, flags in PEERS.items():
+                progress(f"starting {name} on the same weights converted to GPT-2")
+                port = free_port()
+                command = [
+                    "transformers",
+                    "serve",
+                    str(gpt2_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    *flags,
+                ]
+                peer_server = ServerProcess(name, command, port, tmp / "transformers.log", args.threads)
+                try:
+                    peers[name] = measure(
+                        peer_server, str(gpt2_dir), setup, (min(setup.levels), max(setup.levels))
+                    )
+                    checks[name] = run_checks(peer_server.url, str(gpt2_dir))
+                finally:
+                    peer_server.stop()
 
-    result = table(setup, n_params, args.threads, ours, peer, checks)
+    result = table(setup, n_params, args.threads, ours, peers, checks)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(result)
     print(result)

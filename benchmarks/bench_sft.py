@@ -46,7 +46,7 @@ def pretrain_start(work: Path, quick: bool) -> Path:
     pretrain.main([
         "--output_dir", str(out), "--model_preset", "tiny", "--vocab_size", "2048" if quick else "4096",
         "--context_length", "256", "--block_size", "256", *dims, "--per_device_train_batch_size", "16",
-        "--max_steps", "20" if quick else "500", "--learning_rate", "2e-3", "--warmup_steps", "20",
+        "--max_steps", "20" if quick else "150", "--learning_rate", "2e-3", "--warmup_steps", "20",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "50", "--report_to", "none",
         "--disable_tqdm", "true", "--bf16", "false", "--seed", "123",
     ])  # fmt: skip

@@ -3,7 +3,14 @@
 Importing hfpipe registers the GPT family with transformers' Auto classes.
 """
 
-from .models.gpt import (
+import logging as _logging
+
+# Import-time warnings of optional libraries that tell an hfpipe user nothing: torchao's compiled kernels
+# built for other torch versions, and torch's pytree deprecation notes that torchao triggers.
+for _name in ("torchao", "torch.utils._pytree"):
+    _logging.getLogger(_name).setLevel(_logging.ERROR)
+
+from .models.gpt import (  # noqa: E402
     GPT_PRESETS,
     GPTConfig,
     GPTForCausalLM,

@@ -4,7 +4,7 @@ The book's spam classifier (ch. 6) as thin wrappers over datasets / transformers
 
     ds = load_labeled_dataset("sms.tsv", column_names=["label", "text"])
     ds, id2label = encode_labels(ds, ["ham", "spam"])
-    splits = split_dataset(balance_classes(ds, seed=123), 0.7, 0.1, seed=123)   # 1,045 / 149 / 300
+    splits = split_dataset(balance_classes(ds, seed=123), 0.1, 0.2, seed=123)   # 1,045 / 149 / 300
     splits = tokenize_splits(splits, tokenizer, max_length=128)
     model = prepare_model(load_classifier("ckpt", id2label, tokenizer.pad_token_id), "last_blocks", 1)
 """
@@ -22,6 +22,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 from trl import ModelConfig
 
+from .data.args import DataArguments
 from .data.sources import file_suffix, load_raw_dataset, resolve_files
 from .loading import is_adapter, load_model, read_config
 from .lora import apply_lora, count_parameters, log_parameters, merge_lora
@@ -130,19 +131,20 @@ def balance_classes(ds: Dataset, seed: int = 123) -> Dataset:
 
 
 def split_dataset(
-    ds: Dataset, train_size: float = 0.7, validation_size: float = 0.1, seed: int = 123, id2label=None
+    ds: Dataset, validation_size: float = 0.1, test_size: float = 0.2, seed: int | None = 123, id2label=None
 ) -> DatasetDict:
-    """Shuffle (seeded) and cut into train / validation / test; test gets the rest (the book: 70/10/20).
-
-    Each non-empty split must hold at least two classes.
-    """
-    if not (0 < train_size < 1 and 0 <= validation_size < 1 and train_size + validation_size < 1):
+    """Shuffle (seeded; ``seed=None`` keeps the order) and cut into train / validation / test; train gets the
+    rest (the book: 70/10/20). Each non-empty split must hold at least two classes."""
+    if not (0 <= validation_size < 1 and 0 < test_size < 1 and validation_size + test_size < 1):
         raise ValueError(
-            f"train_size ({train_size}) and validation_size ({validation_size}) must be fractions leaving a "
-            "non-empty test split"
+            f"validation_size ({validation_size}) and test_size ({test_size}) must be shares leaving a "
+            "non-empty test and training split"
         )
-    ds = ds.shuffle(seed=seed).flatten_indices()
-    n_train, n_val = int(len(ds) * train_size), int(len(ds) * validation_size)
+    if seed is not None:
+        ds = ds.shuffle(seed=seed).flatten_indices()
+    # the book's arithmetic: train and validation rounded down, test the rest (1,494 -> 1,045 / 149 / 300)
+    n_train = int(len(ds) * (1 - validation_size - test_size) + 1e-9)
+    n_val = int(len(ds) * validation_size)
     splits = DatasetDict(
         train=ds.select(range(n_train)),
         validation=ds.select(range(n_train, n_train + n_val)),
@@ -249,6 +251,15 @@ def prepare_model(model, strategy: str = "last_blocks", trainable_blocks: int = 
 
 
 @dataclass
+class ClassifierDataArguments(DataArguments):
+    """``DataArguments`` with the book's split of labelled data: 70 / 10 / 20, seed 123."""
+
+    validation_size: float = field(default=0.1, metadata={"help": "share held out for validation"})
+    test_size: float = field(default=0.2, metadata={"help": "share held out for the test metrics"})
+    split_seed: int | None = field(default=123, metadata={"help": "seed of balancing and splitting"})
+
+
+@dataclass
 class ClassifierArguments:
     """What trl's ScriptArguments/ModelConfig and hfpipe's DataArguments do not cover: labels, splits, strategy."""
 
@@ -257,10 +268,6 @@ class ClassifierArguments:
         default=None, metadata={"help": "the label set, in id order; default: the sorted distinct labels"}
     )
     balance: bool = field(default=False, metadata={"help": "down-sample every class to the smallest one"})
-    train_size: float = field(default=0.7, metadata={"help": "fraction of examples for training"})
-    validation_size: float = field(
-        default=0.1, metadata={"help": "fraction for validation; test gets the rest"}
-    )
     max_length: int | None = field(
         default=None,
         metadata={"help": "truncate texts to this many tokens (default and maximum: the context)"},
@@ -295,8 +302,8 @@ def build_splits(script_args, data_args, cfg: ClassifierArguments):
     )  # fmt: skip
     ds, id2label = encode_labels(ds, cfg.class_names)
     if cfg.balance:
-        ds = balance_classes(ds, data_args.split_seed)
-    splits = split_dataset(ds, cfg.train_size, cfg.validation_size, data_args.split_seed, id2label)
+        ds = balance_classes(ds, data_args.split_seed or 0)
+    splits = split_dataset(ds, data_args.validation_size, data_args.test_size, data_args.split_seed, id2label)
     return splits, id2label
 
 
@@ -387,6 +394,7 @@ def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArgum
 __all__ = [
     "METRICS_FILE",
     "ClassifierArguments",
+    "ClassifierDataArguments",
     "ensure_distinct_pad",
     "finetune_classifier",
     "PADDINGS",

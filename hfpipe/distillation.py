@@ -183,7 +183,7 @@ def distill(script_args, model_args, arch_args: ArchitectureArguments, data_args
         blocks = build_lm_datasets(script_args, data_args, tokenizer, max_context=max_context)
     if "validation" not in blocks or len(blocks["validation"]) == 0:
         raise ValueError(
-            "distillation needs validation blocks to compare the models; set validation_split_percentage > 0"
+            "distillation needs validation blocks to compare the models; set validation_size > 0"
         )
     logger.info(
         "teacher %s: %s parameters; student: %s parameters; %d train / %d validation blocks",

@@ -72,6 +72,7 @@ def check_exists(name_or_path: str | os.PathLike, what: str = "model") -> None:
 
 def read_config(name_or_path: str) -> dict:
     """The ``config.json`` of a local directory or Hub id, as a dict."""
+    check_exists(name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         config_file = path / "config.json"
@@ -243,5 +244,6 @@ def load_model_and_tokenizer(
     **kwargs,
 ):
     """``(model, tokenizer)`` by the one rule; the tokenizer comes from the model's directory unless named."""
+    check_exists(name_or_path)
     tokenizer = load_tokenizer(tokenizer_name_or_path or name_or_path)
     return load_model(name_or_path, task, **kwargs), tokenizer

@@ -20,7 +20,7 @@ from transformers import IntervalStrategy, SchedulerType, Trainer, TrainingArgum
 from . import hardware
 from .data import build_lm_datasets
 from .data.stdlib_corpus import stdlib_corpus_path
-from .loading import load_model, load_tokenizer
+from .loading import check_exists, load_model, load_tokenizer
 from .models.gpt import GPTConfig, GPTForCausalLM
 from .recipe_args import launched_on_cpu_only
 from .tokenization import tokenizer_for_run
@@ -168,7 +168,7 @@ def check_dataset_sizes(train_set, eval_set, train_args) -> None:
         raise ValueError(
             f"the validation set has {n_eval} blocks, too few to evaluate (batch {eval_batch}"
             f"{', dataloader_drop_last' if train_args.dataloader_drop_last else ''}); raise "
-            "validation_split_percentage or add data, or set eval_strategy: 'no'"
+            "validation_size or add data, or set eval_strategy: 'no'"
         )
 
 
@@ -190,6 +190,9 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
     if model_args.use_peft:
         raise ValueError("use_peft is for the fine-tuning recipes; pretraining trains every weight")
     out = Path(train_args.output_dir)
+    for name, what in ((tok_args.tokenizer_name_or_path, "tokenizer"), (model_args.model_name_or_path, "model")):
+        if name:
+            check_exists(name, what)  # a typo fails before anything is written
     prepare_output_dir(train_args)
     with train_args.main_process_first(desc="tokenizer"):
         if script_args.dataset_name is None and data_args.packed_dataset_path is None:

@@ -16,6 +16,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -133,6 +134,7 @@ class RecipeParser(TrlParser):
         self.set_defaults_with_config(**defaults)
 
     def error(self, message: str):
+        message = re.sub(r"argument (--\w+)(/--[\w-]+)*:", r"\1:", message)  # one spelling of the flag
         raise ConfigError(f"{message} (run with --help for the list of settings)")
 
     explicit_keys: list[str] = []  # settings the user gave (YAML or CLI): they identify a run

@@ -7,13 +7,19 @@ python recipes/chat.py --model_name_or_path outputs/sft --temperature 0.7 --top_
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from hfpipe.recipe_args import parse_recipe_args, run_recipe
 from hfpipe.sft.chat import ChatArguments, chat_loop, load_chat
+
+ARGUMENTS = (ChatArguments,)
 
 
 def main(args: list[str] | None = None) -> str | None:
     """Chat interactively, or answer ``--prompt`` once; returns the one-shot answer."""
-    (chat_args,) = parse_recipe_args([ChatArguments], args)
+    (chat_args,) = parse_recipe_args(ARGUMENTS, args)
     session = load_chat(chat_args)
     if chat_args.prompt is not None:
         return session.reply(chat_args.prompt)  # streamed to stdout as it is generated

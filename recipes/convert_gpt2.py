@@ -4,6 +4,10 @@ python recipes/convert_gpt2.py --model_name_or_path gpt2 --output_dir gpt2-hfpip
 python recipes/convert_gpt2.py --model_name_or_path gpt2-hfpipe --output_dir gpt2-back --direction to_gpt2
 """
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from dataclasses import dataclass, field
 
 from hfpipe.convert import convert_checkpoint

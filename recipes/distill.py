@@ -10,6 +10,10 @@ else a new one of ArchitectureArguments' shape), hfpipe's DataArguments, and Dis
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from trl import ModelConfig, ScriptArguments
 
 from hfpipe.data import DataArguments
@@ -17,13 +21,13 @@ from hfpipe.distillation import DistillConfig, distill, format_report
 from hfpipe.pretraining import ArchitectureArguments
 from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 
+ARGUMENTS = (ScriptArguments, ModelConfig, ArchitectureArguments, DataArguments, DistillConfig)
+
 
 def main(args: list[str] | None = None):
     """Distill and report; returns (trainer, comparison rows)."""
     setup_logging()
-    parsed = parse_recipe_args(
-        [ScriptArguments, ModelConfig, ArchitectureArguments, DataArguments, DistillConfig], args
-    )
+    parsed = parse_recipe_args(ARGUMENTS, args)
     trainer, rows = distill(*parsed)
     print(format_report(rows))
     print(f"\nstudent written to {trainer.args.output_dir}")

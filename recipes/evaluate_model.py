@@ -4,6 +4,10 @@ python recipes/evaluate_model.py --config recipes/configs/evaluate.yaml \
     --model_name_or_path outputs/quickstart outputs/sft --output_dir outputs/eval
 """
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import logging
 
 from trl import ScriptArguments
@@ -11,11 +15,13 @@ from trl import ScriptArguments
 from hfpipe.evaluation.run import EvaluationArguments, evaluate_checkpoints
 from hfpipe.recipe_args import parse_recipe_args, run_recipe
 
+ARGUMENTS = (EvaluationArguments, ScriptArguments)
+
 
 def main(args: list[str] | None = None):
     """Run the evaluation; returns the paths of the table files."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    eval_args, script_args = parse_recipe_args([EvaluationArguments, ScriptArguments], args)
+    eval_args, script_args = parse_recipe_args(ARGUMENTS, args)
     paths = evaluate_checkpoints(eval_args, script_args)
     print(paths["markdown"].read_text(encoding="utf-8"))
     print("table: " + ", ".join(str(p) for p in paths.values()))

@@ -7,6 +7,10 @@ Every tensor is read back from the file and compared with the checkpoint before 
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from dataclasses import dataclass, field
 
 from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
@@ -19,10 +23,13 @@ class ExportArguments:
     outtype: str = field(default="f32", metadata={"help": "f32 (exact) or f16."})
 
 
+ARGUMENTS = (ExportArguments,)
+
+
 def main(args: list[str] | None = None):
     """Export, then verify every tensor; returns the file's path."""
     setup_logging()
-    (cfg,) = parse_recipe_args([ExportArguments], args)
+    (cfg,) = parse_recipe_args(ARGUMENTS, args)
     from hfpipe.export.gguf import compare_gguf, export_gguf, gguf_tensors, gpt2_model
 
     path = export_gguf(cfg.model_name_or_path, cfg.output_file, cfg.outtype)

@@ -4,7 +4,7 @@
         --model_name_or_path my-pretrained-gpt --dataset_name path/to/sms_spam_collection.tsv
 
 Settings: trl's ScriptArguments (dataset_name...) and ModelConfig (model_name_or_path, use_peft, lora_*),
-hfpipe's DataArguments (text_column, column_names, split_seed) and ClassifierArguments, TrainingArguments.
+hfpipe's ClassifierDataArguments (text_column, column_names, the 70/10/20 split) and ClassifierArguments, TrainingArguments.
 Writes to ``output_dir``: the classifier + tokenizer (``pipeline("text-classification", model=output_dir)``
 and ``AutoModelForSequenceClassification`` load it; with LoRA it is the merged plain model), with LoRA also
 ``output_dir/adapter`` (the peft adapter with the ``score`` head), and ``classification_metrics.json``.
@@ -12,16 +12,24 @@ and ``AutoModelForSequenceClassification`` load it; with LoRA it is the merged p
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from pathlib import Path
 
 from transformers import TrainingArguments, set_seed
 from trl import ModelConfig, ScriptArguments
 
-from hfpipe.classification import METRICS_FILE, ClassifierArguments, finetune_classifier
-from hfpipe.data import DataArguments
+from hfpipe.classification import (
+    METRICS_FILE,
+    ClassifierArguments,
+    ClassifierDataArguments,
+    finetune_classifier,
+)
 from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 
-ARGUMENTS = (ScriptArguments, ModelConfig, DataArguments, ClassifierArguments, TrainingArguments)
+ARGUMENTS = (ScriptArguments, ModelConfig, ClassifierDataArguments, ClassifierArguments, TrainingArguments)
 
 
 def _summary(result: dict) -> str:

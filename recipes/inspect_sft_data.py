@@ -9,18 +9,22 @@ by max_length and examples dropped (no trained token left, empty response, ...).
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from hfpipe.recipe_args import parse_recipe_args, run_recipe
 from hfpipe.sft.data import SFTArguments
 from hfpipe.sft.inspect import InspectArguments, inspect_sft_data
 
+ARGUMENTS = (ScriptArguments, SFTConfig, ModelConfig, SFTArguments, InspectArguments)
+
 
 def main(args: list[str] | None = None) -> str:
     """Print (and return) the loss-mask report."""
-    parsed = parse_recipe_args(
-        [ScriptArguments, SFTConfig, ModelConfig, SFTArguments, InspectArguments], args
-    )
+    parsed = parse_recipe_args(ARGUMENTS, args)
     report = inspect_sft_data(*parsed)
     print(report)
     return report

@@ -9,6 +9,10 @@ DataArguments (reading, cleaning, split, packing), TokenizerArguments and output
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import logging
 from dataclasses import asdict, dataclass, field
 

@@ -12,6 +12,10 @@ Running the same command again resumes from the last complete checkpoint.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from pathlib import Path
 
 from transformers import set_seed
@@ -22,7 +26,14 @@ from hfpipe.pretraining import ArchitectureArguments, PretrainConfig, pretrain
 from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 from hfpipe.tokenization import TokenizerArguments
 
-ARGUMENTS = (ScriptArguments, ModelConfig, ArchitectureArguments, DataArguments, TokenizerArguments, PretrainConfig)
+ARGUMENTS = (
+    ScriptArguments,
+    ModelConfig,
+    ArchitectureArguments,
+    DataArguments,
+    TokenizerArguments,
+    PretrainConfig,
+)
 
 
 def main(args: list[str] | None = None):

@@ -9,6 +9,10 @@ size on disk, perplexity on ``eval_file`` and greedy generation tokens/s against
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +33,13 @@ class QuantizeArguments:
     max_new_tokens: int = field(default=64, metadata={"help": "Tokens generated for the speed check."})
 
 
+ARGUMENTS = (QuantizeArguments,)
+
+
 def main(args: list[str] | None = None):
     """Quantize, then compare with the original; returns (output path, comparison rows)."""
     setup_logging()
-    (cfg,) = parse_recipe_args([QuantizeArguments], args)
+    (cfg,) = parse_recipe_args(ARGUMENTS, args)
     from hfpipe.export.quantize import compare_with_original, format_comparison, quantize_int8
 
     text = None

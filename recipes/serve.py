@@ -6,6 +6,10 @@ python recipes/serve.py --config recipes/configs/serve.yaml --model_name_or_path
 Then any OpenAI client: ``OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")``.
 """
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import logging
 
 from transformers.utils import logging as hf_logging
@@ -16,11 +20,14 @@ from hfpipe.serving import ServeArguments, bind_socket, create_app, load_engine,
 logger = logging.getLogger("hfpipe.serve")
 
 
+ARGUMENTS = (ServeArguments,)
+
+
 def main(args: list[str] | None = None) -> None:
     """Load the model, listen, and serve until interrupted."""
     setup_logging()
     hf_logging.disable_progress_bar()
-    (cfg,) = parse_recipe_args([ServeArguments], args)
+    (cfg,) = parse_recipe_args(ARGUMENTS, args)
     engine = load_engine(cfg)
     app = create_app(cfg, engine)
     sock = bind_socket(cfg.host, cfg.port)

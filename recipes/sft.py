@@ -10,6 +10,10 @@ template, test_responses.json and sft_summary.json. Re-running with the same out
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
@@ -38,11 +42,12 @@ def report(result) -> str:
     return "\n".join(lines)
 
 
+ARGUMENTS = (ScriptArguments, SFTConfig, ModelConfig, SFTArguments)
+
+
 def main(args: list[str] | None = None):
     """Run SFT; returns hfpipe.sft.train.SFTResult."""
-    script_args, training_args, model_args, sft_args = parse_recipe_args(
-        [ScriptArguments, SFTConfig, ModelConfig, SFTArguments], args
-    )
+    script_args, training_args, model_args, sft_args = parse_recipe_args(ARGUMENTS, args)
     setup_logging(training_args.process_index == 0)
     result = run_sft(script_args, training_args, model_args, sft_args)
     if result.trainer.is_world_process_zero():

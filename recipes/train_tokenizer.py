@@ -8,6 +8,10 @@ DataArguments (reading, cleaning, split), TokenizerArguments and output_dir.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import logging
 from dataclasses import dataclass, field
 

@@ -117,20 +117,20 @@ def test_balance_downsamples_majority_seeded():
 
 def test_split_sizes_disjoint_and_seeded():
     ds, _ = encode_labels(labelled({"ham": 747, "spam": 747}))
-    splits = split_dataset(ds, 0.7, 0.1, seed=123)
+    splits = split_dataset(ds, 0.1, 0.2, seed=123)
     assert {k: len(v) for k, v in splits.items()} == {"train": 1045, "validation": 149, "test": 300}
     texts = [set(splits[k]["text"]) for k in ("train", "validation", "test")]
     assert sum(map(len, texts)) == len(set().union(*texts)) == 1494
-    assert splits["test"]["text"] == split_dataset(ds, 0.7, 0.1, seed=123)["test"]["text"]
-    assert splits["test"]["text"] != split_dataset(ds, 0.7, 0.1, seed=1)["test"]["text"]
-    with pytest.raises(ValueError, match="fractions"):
-        split_dataset(ds, 0.9, 0.1)
+    assert splits["test"]["text"] == split_dataset(ds, 0.1, 0.2, seed=123)["test"]["text"]
+    assert splits["test"]["text"] != split_dataset(ds, 0.1, 0.2, seed=1)["test"]["text"]
+    with pytest.raises(ValueError, match="shares"):
+        split_dataset(ds, 0.1, 0.9)
 
 
 def test_one_class_left_is_an_error():
     ds, _ = encode_labels(labelled({"ham": 30, "spam": 1}))
     with pytest.raises(ValueError, match=r"only one class left in the (train|test) split \(ham"):
-        split_dataset(ds, 0.5, 0.0, seed=0, id2label={0: "ham", 1: "spam"})
+        split_dataset(ds, 0.0, 0.5, seed=0, id2label={0: "ham", 1: "spam"})
     with pytest.raises(ValueError, match="only one class left"):
         balance_classes(ds.filter(lambda x: x == 0, input_columns="labels"))
 
@@ -139,7 +139,7 @@ def test_book_split_of_the_sms_spam_collection(shared_data):
     ds = load_labeled_dataset(str(shared_data / "sms_spam_collection.tsv"), column_names=["label", "text"])
     ds, id2label = encode_labels(ds, ["ham", "spam"])
     assert Counter(ds["labels"]) == {0: 4827, 1: 747}
-    splits = split_dataset(balance_classes(ds, 123), 0.7, 0.1, 123, id2label)
+    splits = split_dataset(balance_classes(ds, 123), 0.1, 0.2, 123, id2label)
     assert {k: len(v) for k, v in splits.items()} == {"train": 1045, "validation": 149, "test": 300}
     assert sum(Counter(v["labels"])[1] for v in splits.values()) == 747
 
@@ -149,7 +149,7 @@ def test_book_split_of_the_sms_spam_collection(shared_data):
 
 def test_tokenize_truncates_and_says_so(tokenizer, caplog):
     ds, _ = encode_labels(labelled({"ham": 6, "spam": 6}))
-    splits = split_dataset(ds, 0.5, 0.0, seed=0)
+    splits = split_dataset(ds, 0.0, 0.5, seed=0)
     lengths = [len(tokenizer(t)["input_ids"]) for t in splits["train"]["text"]]
     limit = sorted(lengths)[len(lengths) // 2]
     with caplog.at_level(logging.WARNING, logger="hfpipe.classification"):

@@ -1,6 +1,6 @@
 """Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack."""
 
-from hfpipe.data.args import DataArguments
+from hfpipe.data.args import DataArguments, SplitArguments
 from hfpipe.data.cleaning import CleaningStep, clean_dataset, format_report, normalize_text
 from hfpipe.data.packing import FEATURES, pack_dataset, pack_ids, tokenize_and_pack
 from hfpipe.data.prepare import (
@@ -20,6 +20,7 @@ __all__ = [
     "FEATURES",
     "CleaningStep",
     "DataArguments",
+    "SplitArguments",
     "build_lm_datasets",
     "clean_dataset",
     "corpus_fingerprint",

@@ -10,7 +10,37 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class DataArguments:
+class SplitArguments:
+    """How data without a split is divided: validation and test shares, the rest trains."""
+
+    validation_size: float = field(
+        default=0.1, metadata={"help": "Share of documents or records held out for validation (0.1 = 10 %)."}
+    )
+    test_size: float = field(
+        default=0.0,
+        metadata={"help": "Share of records held out for testing (instruction, preference, labelled data)."},
+    )
+    split_seed: int | None = field(
+        default=42,
+        metadata={
+            "help": "Seed of the splits; null keeps the records' file order (the book's instruction split)."
+        },
+    )
+
+    def __post_init__(self):
+        if not (
+            0 <= self.validation_size < 1
+            and 0 <= self.test_size < 1
+            and self.validation_size + self.test_size < 1
+        ):
+            raise ValueError(
+                f"validation_size={self.validation_size} and test_size={self.test_size} must be shares in [0, 1) "
+                "that leave data for training; e.g. validation_size: 0.1 for a 90/10 split, 0 for none"
+            )
+
+
+@dataclass
+class DataArguments(SplitArguments):
     """How the text is read, cleaned, split into train/validation and packed into blocks."""
 
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
@@ -21,10 +51,6 @@ class DataArguments:
         default="document",
         metadata={"help": "For .txt files, one document per 'document' (file), 'paragraph' or 'line'."},
     )
-    validation_split_percentage: float = field(
-        default=10.0, metadata={"help": "Percent of documents (seeded, by content hash) kept for validation."}
-    )
-    split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation split."})
     block_size: int | None = field(
         default=None, metadata={"help": "Tokens per packed block; None = min(1024, model context)."}
     )
@@ -53,10 +79,3 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Keep at most this many validation blocks."}
     )
-
-    def __post_init__(self):
-        if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(
-                f"validation_split_percentage={self.validation_split_percentage} must be in [0, 100); "
-                "use e.g. 10 for a 90/10 split, or 0 for no validation split"
-            )

@@ -35,11 +35,11 @@ logger = logging.getLogger(__name__)
 META_FILE = "hfpipe_data.json"
 # DataArguments fields that change the cleaned, split corpus (the rest only change how it is packed).
 CORPUS_FIELDS = ("text_column", "column_names", "sample_by", "normalize", "min_chars", "max_chars", "dedup",
-                 "near_dedup", "near_dedup_threshold", "validation_split_percentage", "split_seed")  # fmt: skip
+                 "near_dedup", "near_dedup_threshold", "validation_size", "split_seed")  # fmt: skip
 
 
-def _validation_mask(texts: list[str], seed: int, fraction: float) -> list[bool]:
-    key = seed.to_bytes(8, "little", signed=True)
+def _validation_mask(texts: list[str], seed: int | None, fraction: float) -> list[bool]:
+    key = (seed or 0).to_bytes(8, "little", signed=True)  # a hash split has no file order to keep
     cut = int(fraction * 2**64)
     return [
         int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8, key=key).digest(), "little") < cut
@@ -101,7 +101,7 @@ _last_corpus: tuple[str, tuple] | None = None  # (fingerprint, result) of the la
 
 def load_clean_split(script_args, data_args: DataArguments) -> tuple[DatasetDict | IterableDatasetDict, list]:
     """Load ``script_args.dataset_name``, clean it and split it into ``train`` and ``validation`` (only
-    ``train`` when validation_split_percentage is 0). Returns (DatasetDict, cleaning report).
+    ``train`` when validation_size is 0). Returns (DatasetDict, cleaning report).
 
     The split is by document (:func:`split_dataset`); when that leaves a side empty (e.g. one long text file)
     the corpus is split by position instead (:func:`split_by_position`). The last result is kept for this
@@ -117,7 +117,7 @@ def load_clean_split(script_args, data_args: DataArguments) -> tuple[DatasetDict
     ds = load_text_dataset(source, data_args.text_column, streaming, script_args.dataset_train_split,
                            script_args.dataset_config, data_args.column_names, data_args.sample_by)  # fmt: skip
     ds, report = clean_dataset(ds, data_args, source=source)
-    pct = data_args.validation_split_percentage
+    pct = data_args.validation_size * 100
     if pct <= 0:
         splits = {"train": ds}
     else:
@@ -169,7 +169,7 @@ def pack_corpus(
         raise ValueError(
             f"{source}: the corpus packs into {counts} block(s) of {block_size} tokens, too few for training and "
             "validation; use more text or a smaller block_size"
-            + (", or raise validation_split_percentage" if counts.get("validation") == 0 else "")
+            + (", or raise validation_size" if counts.get("validation") == 0 else "")
         )
     for name, n in counts.items():
         logger.info("%s: %s blocks of %d tokens (stride %d)", name, f"{n:,}", block_size, stride)

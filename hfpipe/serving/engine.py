@@ -7,9 +7,9 @@ One worker thread owns the model. Each loop it
 3. drops the sequences that finished (eos, a stop string, ``max_tokens``, the context) or were cancelled.
 
 A request never waits for another to finish: it joins at the next step. transformers' own continuous
-batching (``generate_batch``, paged attention) gives the same tokens with this model, but on CPU it was
-4-5x slower than a plain batched ``generate`` for small models, so the engine uses the model's ordinary
-forward with a ``DynamicCache``.
+batching (``generate_batch``, paged attention) also works with this model and gives the same tokens; this
+engine needs only the model's ordinary forward and a ``DynamicCache`` (so it serves any causal LM, quantized
+ones included), and on CPU it is faster (benchmarks/results/serve.md).
 
 Results go back as events through each request's ``emit`` callback (called on the worker thread):
 ``("text", index, delta)``, ``("finish", index, finish_reason, completion_tokens)``, ``("error", None, message)``.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datasets import Dataset
 from trl.chat_template_utils import has_generation_markers
 
+from hfpipe.data.args import SplitArguments
 from hfpipe.data.sources import load_raw_dataset
 from hfpipe.tokenization import CHAT_TEMPLATE
 
@@ -25,22 +26,27 @@ IGNORE_INDEX = -100
 
 
 @dataclass
-class SFTArguments:
-    """hfpipe's SFT settings that trl's ScriptArguments/SFTConfig/ModelConfig do not have."""
+class InstructionSplitArguments(SplitArguments):
+    """``SplitArguments`` with the book's split of instruction and preference data: 85 % train, 10 % test,
+    5 % validation, in file order (935 / 110 / 55 of its 1,100 records)."""
+
+    validation_size: float = field(default=0.05, metadata={"help": "share held out for validation"})
+    test_size: float = field(default=0.10, metadata={"help": "share held out for test answers"})
+    split_seed: int | None = field(
+        default=None,
+        metadata={"help": "shuffle with this seed before splitting; null keeps file order (the book)"},
+    )
+
+
+@dataclass
+class SFTArguments(InstructionSplitArguments):
+    """hfpipe's SFT settings that trl's ScriptArguments/SFTConfig/ModelConfig do not have (and the split)."""
 
     dataset_format: str = field(
         default="auto",
         metadata={
             "help": f"auto (from the columns), {', '.join(FORMATS)}; alpaca_chat renders Alpaca as chat"
         },
-    )
-    test_size: float = field(
-        default=0.10, metadata={"help": "share of a split-less dataset held out for test"}
-    )
-    validation_size: float = field(default=0.05, metadata={"help": "share held out for validation"})
-    split_seed: int | None = field(
-        default=None,
-        metadata={"help": "shuffle with this seed before splitting; null keeps file order (the book)"},
     )
     drop_overlong: bool = field(
         default=False, metadata={"help": "drop examples longer than max_length instead of truncating them"}
@@ -58,15 +64,7 @@ class SFTArguments:
             raise ValueError(
                 f"dataset_format {self.dataset_format!r}: use auto or one of {', '.join(FORMATS)}"
             )
-        if not (
-            0 <= self.test_size < 1
-            and 0 <= self.validation_size < 1
-            and self.test_size + self.validation_size < 1
-        ):
-            raise ValueError(
-                f"test_size ({self.test_size}) and validation_size ({self.validation_size}) must be in [0, 1) "
-                "and leave some data for training"
-            )
+        super().__post_init__()
 
 
 @dataclass

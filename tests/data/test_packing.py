@@ -84,7 +84,7 @@ def test_pack_dataset_cached_and_parallel(tmp_path):
 
 def test_build_lm_datasets_and_packed_roundtrip(tmp_path):
     source = ScriptArguments(dataset_name=str(write_corpus(tmp_path / "c.txt")))
-    args = DataArguments(sample_by="line", block_size=32, validation_split_percentage=20, split_seed=3)
+    args = DataArguments(sample_by="line", block_size=32, validation_size=0.2, split_seed=3)
     dsd = build_lm_datasets(source, args, char_tok(), max_context=64)
     assert set(dsd) == {"train", "validation"} and len(dsd["train"]) > 3 * len(dsd["validation"]) > 0
     again = build_lm_datasets(source, args, char_tok(), max_context=64)
@@ -105,8 +105,8 @@ def test_build_lm_datasets_and_packed_roundtrip(tmp_path):
         load_packed_dataset(out, block_size=16)
     with pytest.raises(FileNotFoundError, match="run recipes/prepare_data.py"):
         load_packed_dataset(tmp_path / "nothing")
-    with pytest.raises(ValueError, match="validation_split_percentage=100 must be in"):
-        DataArguments(validation_split_percentage=100)
+    with pytest.raises(ValueError, match="validation_size=1.*must be shares"):
+        DataArguments(validation_size=1.0)
 
 
 def test_single_document_splits_by_position(shared_data):
@@ -118,7 +118,7 @@ def test_single_document_splits_by_position(shared_data):
     assert corpus["train"]["text"] == [text[:cut]] and corpus["validation"]["text"] == [text[cut:]]
     dsd = build_lm_datasets(verdict, DataArguments(block_size=128), tok)
     assert (len(dsd["train"]), len(dsd["validation"])) == (36, 4)  # 5,145 tokens, 90/10 by position
-    with pytest.raises(ValueError, match="too few for training and validation.*validation_split_percentage"):
+    with pytest.raises(ValueError, match="too few for training and validation.*validation_size"):
         build_lm_datasets(verdict, DataArguments(block_size=4000), tok, max_context=8192)
 
 

@@ -196,8 +196,14 @@ def test_forward_longer_than_context_raises(tiny_model):
     with pytest.raises(ValueError, match="longer than the model's context_length"):
         tiny_model(torch.zeros(1, 65, dtype=torch.long))
     cache = tiny_model(torch.zeros(1, 60, dtype=torch.long), use_cache=True).past_key_values
-    with pytest.raises(ValueError, match="65 tokens is longer"):
+    with pytest.raises(ValueError, match="65 positions is longer"):
         tiny_model(torch.zeros(1, 5, dtype=torch.long), past_key_values=cache)
+    # a padding-free packed row may be longer than the context: only each example's positions must fit
+    packed = torch.arange(60).repeat(2)[None]
+    out = tiny_model(torch.zeros(1, 120, dtype=torch.long), position_ids=packed, use_cache=False)
+    assert out.logits.shape[1] == 120
+    with pytest.raises(ValueError, match="65 positions is longer"):
+        tiny_model(torch.zeros(1, 65, dtype=torch.long), position_ids=torch.arange(65)[None], use_cache=False)
 
 
 def test_gradient_checkpointing_matches_and_recomputes(tiny_config):

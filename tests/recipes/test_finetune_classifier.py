@@ -89,7 +89,7 @@ def test_output_loads_with_pipeline_and_auto_class(last_blocks_run, setup):
     ds, id2label = encode_labels(
         load_labeled_dataset(str(setup[1]), column_names=["label", "text"]), ["ham", "spam"]
     )
-    test = split_dataset(balance_classes(ds, 123), 0.7, 0.1, 123)["test"]
+    test = split_dataset(balance_classes(ds, 123), 0.1, 0.2, 123)["test"]
     clf = pipeline("text-classification", model=str(out))
     preds = clf(list(test["text"]), truncation=True, max_length=10)
     correct = sum(p["label"] == id2label[y] for p, y in zip(preds, test["labels"]))

@@ -259,7 +259,7 @@ def test_dataset_too_small_and_empty_validation_are_errors(tmp_path):
         pretrain.main(tiny_args(small, tmp_path / "a", "--per_device_train_batch_size", "64"))
     corpus = write_corpus(tmp_path / "c.jsonl")
     with pytest.raises(ValueError, match="validation set has 0 blocks"):
-        pretrain.main(tiny_args(corpus, tmp_path / "b", "--validation_split_percentage", "0"))
+        pretrain.main(tiny_args(corpus, tmp_path / "b", "--validation_size", "0"))
 
 
 def test_continual_pretraining_from_gpt2_checkpoint(corpus, tmp_path):

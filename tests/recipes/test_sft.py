@@ -1,8 +1,8 @@
 """recipes/sft.py end to end: hfpipe, GPT-2 and Llama start models, LoRA, packing, resume after SIGKILL, errors."""
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys

@@ -240,9 +240,11 @@ class GPTModel(GPTPreTrainedModel):
             past_key_values = DynamicCache(config=self.config)
         past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
         seq_len = inputs_embeds.shape[1]
-        if past_len + seq_len > self.config.context_length:
+        # Packed rows (padding-free training) restart position_ids per example: only positions must fit.
+        longest = int(position_ids.max()) + 1 if position_ids is not None else past_len + seq_len
+        if longest > self.config.context_length:
             raise ValueError(
-                f"sequence of {past_len + seq_len} tokens is longer than the model's context_length "
+                f"sequence of {longest} positions is longer than the model's context_length "
                 f"({self.config.context_length}); truncate the input (e.g. tokenizer(..., truncation=True, "
                 f"max_length={self.config.context_length})) or generate fewer tokens"
             )
