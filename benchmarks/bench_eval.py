@@ -4,7 +4,7 @@
     python benchmarks/bench_eval.py --model outputs/quickstart --text held_out.txt
     python benchmarks/bench_eval.py --quick                  # tiny, for the smoke test
 
-Both sides score the same documents with the same model (disjoint windows: ``stride = context``, which
+Both sides score the same documents with the same model (disjoint windows: ``stride = 0``, which
 is what lm-eval does) and must give the same total log-likelihood; the table reports tokens/s of each
 (median of interleaved repeats: compare the ratio, the machine is shared) and the agreement of bits per
 byte. Writes ``benchmarks/results/eval.md`` and prints it.
@@ -57,7 +57,7 @@ def build_model_and_texts(args):
 
 
 def run_hfpipe(model, tokenizer, texts, batch_size):
-    result = evaluate_perplexity(model, tokenizer, texts, stride=model.config.max_position_embeddings,
+    result = evaluate_perplexity(model, tokenizer, texts, stride=0,
                                  batch_size=batch_size, bf16=False, progress=False)  # fmt: skip
     return result.nll, result.tokens
 

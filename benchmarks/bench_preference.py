@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from trl import DPOConfig, DPOTrainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +112,9 @@ def main(argv=None) -> str:
             f"error: --data {a.data!r} does not exist; pass the path of instruction-data-with-preference.json"
         )
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_preference-"))
+    torch.set_num_threads(
+        1
+    )  # a small model only loses to thread synchronisation, badly so on a shared machine
     t0 = time.perf_counter()
     start = Path(a.sft_model) if a.sft_model else pretrain_and_sft(work, a.data, a.quick)
     length = ["--max_length", "256", *(["--max_steps", "3"] if a.quick else ["--num_train_epochs", "1"])]
@@ -120,15 +124,16 @@ def main(argv=None) -> str:
         else ["--answer_max_new_tokens", "48"]
     )
 
-    rm_length = ["--max_length", "256", *(["--max_steps", "3"] if a.quick else ["--num_train_epochs", "2"])]
+    rm_length = ["--max_length", "256", *(["--max_steps", "3"] if a.quick else ["--num_train_epochs", "3"])]
     rm = reward_model.main(pref_args("reward_preference.yaml", start, a.data, work / "reward", *rm_length,
-                                     "--learning_rate", "5e-4", "--eval_strategy", "no"))  # fmt: skip
+                                     "--learning_rate", "1e-3", "--eval_strategy", "no"))  # fmt: skip
     d = dpo.main(pref_args("dpo_preference.yaml", start, a.data, work / "dpo", *length, *answers,
-                           "--learning_rate", "5e-4", "--eval_strategy", "no"))  # fmt: skip
-    rl_steps = "4" if a.quick else "40"
+                           "--learning_rate", "1e-3", "--eval_strategy", "no"))  # fmt: skip
+    rl_steps = "4" if a.quick else "120"
     r = rl.main(pref_args("rl_preference.yaml", start, a.data, work / "rl", "--reward_model_path", str(work / "reward"),
                           "--max_steps", rl_steps, "--max_completion_length", "16" if a.quick else "48",
-                          "--length_max_tokens", "40", "--learning_rate", "1e-4", "--logging_steps", "1"))  # fmt: skip
+                          "--length_max_tokens", "40", "--learning_rate", "3e-4", "--logging_steps", "1",
+                          "--per_device_train_batch_size", "8" if a.quick else "16"))  # fmt: skip
 
     steps, rounds = (2, 1) if a.quick else (10, 1)
     vs_trl = []

@@ -4,6 +4,7 @@ GPT2LMHeadModel in the same dtype, and the character-level tinyshakespeare run i
     python benchmarks/bench_pretrain.py                         # 6 x 384, ctx 256, then tinyshakespeare x 2
     python benchmarks/bench_pretrain.py --without-shakespeare   # the throughput comparison only
     python benchmarks/bench_pretrain.py --quick                 # tiny dims, few steps, no tinyshakespeare
+    python benchmarks/bench_pretrain.py --size medium           # 4 x 192, ctx 128: where bf16 is emulated
     python benchmarks/bench_pretrain.py --shakespeare-max-steps 500   # shorter quality runs (labelled)
 
 Both sides train on the same pre-packed blocks (a BPE tokenizer trained on tinyshakespeare, packed once and
@@ -16,6 +17,11 @@ the table shows the recipe's bf16/fp32 ratio on any machine (>= 3x is the goal w
 AVX512-BF16 or AMX; without them PyTorch emulates bf16 and it is slower than fp32). Runs are interleaved
 (hfpipe fp32, GPT-2 fp32, hfpipe bf16, GPT-2 bf16, then the reverse order, ...) in one process and
 medians reported, so that load from other processes hits all alike: compare the ratios.
+
+Where bf16 is emulated the slowdown grows with the matrix sizes: with torch 2.13's CPU build on an AVX2-only
+CPU, an ``nn.Linear`` 384 -> 1536 over 1,024 tokens ran its forward ~10x and its backward ~20x slower in bf16
+autocast than in fp32, and one bf16 step of the full model (6 x 384) took over a minute; ``--size medium``
+keeps the bf16 runs to minutes there.
 
 The tinyshakespeare runs check that quality holds in bf16: the bf16 validation loss must end within 0.02
 of the fp32 one. Writes ``benchmarks/results/pretrain.md`` (after each phase, so an interrupted run leaves
@@ -80,6 +86,9 @@ class Setup:
 
 FULL = Setup(6, 384, 6, 256, 4096, 4, 16, 4, 3, None, 2048, 2.0)
 QUICK = Setup(2, 64, 2, 64, 512, 4, 4, 2, 2, 100_000, 512, 0.4)
+# For CPUs where bf16 is emulated: there a bf16 step of FULL's model takes minutes (see the docstring).
+MEDIUM = Setup(4, 192, 4, 128, 2048, 4, 16, 4, 3, None, 1024, 1.0)
+SETUPS = {"full": FULL, "medium": MEDIUM, "quick": QUICK}
 
 
 def progress(step: str) -> None:
@@ -280,7 +289,9 @@ def bench_throughput(s: Setup, text: str, work: Path, peaks: dict[str, list[floa
     return tp
 
 
-def run_shakespeare(shared: Path, work: Path, bf16: bool, max_steps: int | None = None) -> dict:
+def run_shakespeare(
+    shared: Path, work: Path, bf16: bool, max_steps: int | None = None, eval_blocks: int | None = None
+) -> dict:
     """nanoGPT's character-level tinyshakespeare run through the recipe in one dtype (forced): validation loss,
     wall time and tokens/s."""
     dtype = "bf16" if bf16 else "fp32"
@@ -292,7 +303,8 @@ def run_shakespeare(shared: Path, work: Path, bf16: bool, max_steps: int | None 
     # the end, as each pass over it costs about a minute here in fp32 (four in emulated bf16). Training is the
     # config's, step for step.
     steps = max_steps or 2000
-    args += ["--max_eval_samples", "1000000", "--eval_steps", str(steps), "--max_steps", str(steps)]
+    args += ["--max_eval_samples", str(eval_blocks or 1_000_000), "--eval_steps", str(steps)]
+    args += ["--max_steps", str(steps)]
     start = time.perf_counter()
     trainer = pretrain.main(args)
     wall = time.perf_counter() - start
@@ -397,10 +409,10 @@ def render_throughput(s: Setup, quick: bool, tp: dict, peak: dict[str, float], f
     return lines + ["", f"Steady tokens/s of each run, in round order: {each}."]
 
 
-def render_shakespeare(shk: dict, quick: bool, planned_steps: int) -> list[str]:
+def render_shakespeare(shk: dict, quick: bool, planned_steps: int, eval_blocks: int | None) -> list[str]:
     fp32, bf16 = shk.get("fp32"), shk.get("bf16")
     status = lambda ok: "(not judged: quick)" if quick else "ok" if ok else "MISSED"  # noqa: E731
-    reduced = planned_steps != 2000
+    reduced = planned_steps != 2000 or bool(eval_blocks)
     lines = [
         "",
         "## Character-level tinyshakespeare (recipes/configs/shakespeare_char.yaml), fp32 and bf16",
@@ -408,15 +420,21 @@ def render_shakespeare(shk: dict, quick: bool, planned_steps: int) -> list[str]:
         f"4 layers, 4 heads, 128 dims, context 64, batch 12, {planned_steps:,} steps, dropout 0, lr 1e-3 cosine "
         "to 1e-4, trained as the config says, once with `--bf16 false` and once with `--bf16 true` (bf16 "
         "autocast forced: this CPU's automatic answer is fp32). Validation = the last 10 % of the text (the "
-        "recipe splits a single document so), all of it (the config's max_eval_samples overridden), once "
-        "at the end of training.",
+        "recipe splits a single document so), "
+        + (
+            "all of it (the config's max_eval_samples overridden)"
+            if not eval_blocks
+            else f"its first {eval_blocks:,} blocks"
+        )
+        + ", once at the end of training.",
     ]
     if reduced:
         lines += [
             "",
-            f"**Reduced run: max_steps {planned_steps:,} instead of the config's 2,000** (the cosine schedule "
-            "is shortened to match), so the losses are not comparable with nanoGPT's 1.88; the bf16 vs fp32 "
-            "difference still is.",
+            f"**Reduced run: max_steps {planned_steps:,} (the config: 2,000; the cosine schedule is shortened to "
+            f"match), validation on {f'{eval_blocks:,} blocks' if eval_blocks else 'all blocks'}**, to fit the "
+            "time emulated bf16 takes on this CPU. The losses are not comparable with nanoGPT's 1.88; the bf16 "
+            "vs fp32 difference, same steps and same blocks, still is.",
         ]
     cell = lambda r, f: f(r) if r is not None else "(not run / not finished)"  # noqa: E731
     loss = lambda r: f"{r['eval_loss']:.4f}"  # noqa: E731
@@ -465,6 +483,7 @@ def render(
     tp: dict | None,
     shk: dict | None,
     shk_steps: int,
+    shk_eval_blocks: int | None,
     elapsed: float,
     done: bool,
 ) -> str:
@@ -480,13 +499,20 @@ def render(
     if tp is not None:
         lines += render_throughput(s, quick, tp, peak, features["cpu_has_fast_bf16"])
     if shk is not None:
-        lines += render_shakespeare(shk, quick, shk_steps)
+        lines += render_shakespeare(shk, quick, shk_steps, shk_eval_blocks)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny dims, few steps, no tinyshakespeare run")
+    parser.add_argument(
+        "--size",
+        choices=list(SETUPS),
+        default=None,
+        help="model and run size of the throughput comparison (default: full; quick with --quick). medium "
+        "suits CPUs without native bf16, where a bf16 step of the full model takes minutes",
+    )
     parser.add_argument(
         "--with-shakespeare",
         dest="shakespeare",
@@ -501,6 +527,12 @@ def main(argv: list[str] | None = None) -> str:
         type=int,
         default=None,
         help="shorten both tinyshakespeare runs to this many steps (labelled as reduced in the table)",
+    )
+    parser.add_argument(
+        "--shakespeare-eval-blocks",
+        type=int,
+        default=None,
+        help="evaluate the tinyshakespeare runs on the first this many held-out blocks (default: all)",
     )
     parser.add_argument(
         "--without-throughput",
@@ -525,7 +557,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
-    s = QUICK if args.quick else FULL
+    s = SETUPS[args.size or ("quick" if args.quick else "full")]
     if args.repeats:
         s = dataclasses.replace(s, repeats=args.repeats)
     with_shakespeare = not args.quick if args.shakespeare is None else args.shakespeare
@@ -540,7 +572,10 @@ def main(argv: list[str] | None = None) -> str:
 
     def write(done: bool = False) -> str:
         peak = {dtype: max(values) for dtype, values in peaks.items()}
-        table = render(s, args.quick, features, peak, tp, shk, shk_steps, time.perf_counter() - start, done)
+        elapsed = time.perf_counter() - start
+        table = render(
+            s, args.quick, features, peak, tp, shk, shk_steps, args.shakespeare_eval_blocks, elapsed, done
+        )
         args.output.write_text(table)
         return table
 
@@ -556,7 +591,13 @@ def main(argv: list[str] | None = None) -> str:
             shk = {}
             for dtype in DTYPES:
                 progress(f"character-level tinyshakespeare, {dtype} ({shk_steps} steps; long)")
-                shk[dtype] = run_shakespeare(args.shared, work, dtype == "bf16", args.shakespeare_max_steps)
+                shk[dtype] = run_shakespeare(
+                    args.shared,
+                    work,
+                    dtype == "bf16",
+                    args.shakespeare_max_steps,
+                    args.shakespeare_eval_blocks,
+                )
                 progress(f"  {dtype}: validation loss {shk[dtype]['eval_loss']:.4f}")
                 write()
     table = write(done=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -34,3 +35,22 @@ def save_atomically(save_fn: Callable[[Path], None], output_dir: str | os.PathLi
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def write_file_atomically(write_fn: Callable[[Path], None], path: str | os.PathLike) -> Path:
+    """Call ``write_fn(tmp_path)`` on a temp file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # keeps the suffix: savefig needs it
+    try:
+        write_fn(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomically(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` through a temp file: a crash never leaves half a file."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
+    return write_file_atomically(lambda tmp: tmp.write_text(text, encoding="utf-8"), path)

@@ -190,7 +190,10 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
     if model_args.use_peft:
         raise ValueError("use_peft is for the fine-tuning recipes; pretraining trains every weight")
     out = Path(train_args.output_dir)
-    for name, what in ((tok_args.tokenizer_name_or_path, "tokenizer"), (model_args.model_name_or_path, "model")):
+    for name, what in (
+        (tok_args.tokenizer_name_or_path, "tokenizer"),
+        (model_args.model_name_or_path, "model"),
+    ):
         if name:
             check_exists(name, what)  # a typo fails before anything is written
     prepare_output_dir(train_args)

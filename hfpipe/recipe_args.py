@@ -177,7 +177,8 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
 
 
 def setup_logging(main_process: bool = True) -> None:
-    """Readable logs: hfpipe's at INFO on the main process, transformers' warnings only."""
+    """Readable logs: hfpipe's at INFO on the main process, transformers' warnings only, and no per-file bars
+    for loading and saving weights (the training and evaluation bars stay)."""
     from transformers.utils import logging as hf_logging
 
     logging.basicConfig(
@@ -187,6 +188,7 @@ def setup_logging(main_process: bool = True) -> None:
         stream=sys.stdout,
     )
     hf_logging.set_verbosity_warning()
+    hf_logging.disable_progress_bar()
 
 
 def run_recipe(main: Callable[[], object]) -> None:

@@ -214,7 +214,7 @@ def bytes_per_token(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> 
     """Compression on ``texts``: UTF-8 bytes per token (higher is better; special tokens not added)."""
     backend = tokenizer.backend_tokenizer
     n_bytes = n_tokens = 0
-    for batch in _batches(texts, batch_size):
+    for batch in batched(texts, batch_size):
         n_bytes += sum(len(t.encode("utf-8")) for t in batch)
         n_tokens += sum(len(e.ids) for e in backend.encode_batch_fast(batch, add_special_tokens=False))
     if n_tokens == 0:
@@ -224,7 +224,8 @@ def bytes_per_token(tokenizer, texts: Iterable[str], batch_size: int = 1000) -> 
     return n_bytes / n_tokens
 
 
-def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to ``size`` consecutive items of ``texts`` (any iterable, consumed lazily)."""
     batch = []
     for t in texts:
         batch.append(t)

@@ -11,7 +11,7 @@ import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time w
 
 # isort: split
 
-from hfpipe.recipe_args import parse_recipe_args, run_recipe
+from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 from hfpipe.sft.chat import ChatArguments, chat_loop, load_chat
 
 ARGUMENTS = (ChatArguments,)
@@ -20,6 +20,7 @@ ARGUMENTS = (ChatArguments,)
 def main(args: list[str] | None = None) -> str | None:
     """Chat interactively, or answer ``--prompt`` once; returns the one-shot answer."""
     (chat_args,) = parse_recipe_args(ARGUMENTS, args)
+    setup_logging(main_process=False)  # the conversation only: warnings and errors, no info lines
     session = load_chat(chat_args)
     if chat_args.prompt is not None:
         return session.reply(chat_args.prompt)  # streamed to stdout as it is generated

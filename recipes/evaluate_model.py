@@ -8,19 +8,18 @@ import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time w
 
 # isort: split
 
-import logging
 
 from trl import ScriptArguments
 
 from hfpipe.evaluation.run import EvaluationArguments, evaluate_checkpoints
-from hfpipe.recipe_args import parse_recipe_args, run_recipe
+from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 
 ARGUMENTS = (EvaluationArguments, ScriptArguments)
 
 
 def main(args: list[str] | None = None):
     """Run the evaluation; returns the paths of the table files."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     eval_args, script_args = parse_recipe_args(ARGUMENTS, args)
     paths = evaluate_checkpoints(eval_args, script_args)
     print(paths["markdown"].read_text(encoding="utf-8"))

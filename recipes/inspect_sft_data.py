@@ -15,7 +15,7 @@ import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time w
 
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
-from hfpipe.recipe_args import parse_recipe_args, run_recipe
+from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
 from hfpipe.sft.data import SFTArguments
 from hfpipe.sft.inspect import InspectArguments, inspect_sft_data
 
@@ -25,6 +25,7 @@ ARGUMENTS = (ScriptArguments, SFTConfig, ModelConfig, SFTArguments, InspectArgum
 def main(args: list[str] | None = None) -> str:
     """Print (and return) the loss-mask report."""
     parsed = parse_recipe_args(ARGUMENTS, args)
+    setup_logging(main_process=False)
     report = inspect_sft_data(*parsed)
     print(report)
     return report

@@ -54,7 +54,7 @@ def main(args: list[str] | None = None):
             "load it with:\n"
             "    from transformers import AutoModelForCausalLM, AutoTokenizer\n"
             f"    model = AutoModelForCausalLM.from_pretrained({str(out)!r}, trust_remote_code=True)\n"
-            f"    tokenizer = AutoTokenizer.from_pretrained({str(out)!r})"
+            f"    tokenizer = AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=True)"
         )
     return trainer
 

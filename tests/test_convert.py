@@ -18,15 +18,6 @@ from hfpipe.convert import (
 from hfpipe.loading import load_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models only lose to thread synchronisation on a busy 2-core machine: use one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
 

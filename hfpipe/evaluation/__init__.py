@@ -8,7 +8,6 @@ from hfpipe.evaluation.results import (
     RESULTS_FILE,
     make_results,
     read_results,
-    write_json_atomically,
     write_results,
     write_results_table,
 )
@@ -20,7 +19,6 @@ __all__ = [
     "make_results",
     "read_results",
     "sliding_windows",
-    "write_json_atomically",
     "write_results",
     "write_results_table",
 ]

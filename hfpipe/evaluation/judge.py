@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hfpipe.evaluation.results import write_json_atomically
+from hfpipe.io import write_json_atomically
 
 logger = logging.getLogger(__name__)
 

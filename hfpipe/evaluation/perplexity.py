@@ -2,10 +2,10 @@
 
 Each document is scored as ``[bos] + tokens`` so that its first token is predicted too (as lm-eval's
 ``loglikelihood_rolling`` does) and bits per byte covers every byte. A document longer than the
-model's context is cut into windows of ``max_length`` tokens that advance by ``stride``: each window
-scores only the tokens no earlier window scored (no token counted twice), so every token after the
-first window sees at least ``max_length - stride`` tokens of context (the Hugging Face perplexity
-guide's method). ``stride == max_length`` gives lm-eval's disjoint windows.
+model's context is cut into windows of ``max_length`` tokens that overlap by ``stride`` tokens: each
+window scores only the tokens no earlier window scored (no token counted twice), so every token after
+the first window sees at least ``stride`` tokens of context (the Hugging Face perplexity guide's method,
+whose windows advance by ``max_length - stride``). ``stride=0`` gives lm-eval's disjoint windows.
 
 Bits per byte = total NLL (nats) / ln 2 / UTF-8 bytes: it does not depend on the tokenizer, so a
 character-level and a BPE model compare on the same text.
@@ -17,7 +17,7 @@ import contextlib
 import inspect
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hfpipe.hardware import fast_bf16_available
+from hfpipe.tokenization import batched
 
 logger = logging.getLogger(__name__)
 
@@ -63,34 +64,23 @@ class PerplexityResult:
         }
 
 
-def sliding_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
-    """Windows over ``[bos] + n_tokens`` tokens: ``(start, end, n_scored)``.
+def sliding_windows(n_tokens: int, max_length: int, step: int) -> list[tuple[int, int, int]]:
+    """Windows over ``[bos] + n_tokens`` tokens, each ``step`` tokens after the last: ``(start, end, n_scored)``.
 
     The window's input is ``ids[start:end]`` (at most ``max_length`` ids); it predicts ``ids[start+1:end+1]``
     and scores the last ``n_scored`` of those predictions. Together the windows score ids 1..n_tokens once.
     """
-    if not 1 <= stride <= max_length:
-        raise ValueError(f"stride must be in [1, max_length={max_length}], got {stride}")
+    if not 1 <= step <= max_length:
+        raise ValueError(f"step must be in [1, max_length={max_length}], got {step}")
     windows = []
     scored_end = 1  # ids[1:scored_end] are scored
     first = True
     while scored_end <= n_tokens:
-        target_end = min(scored_end + (max_length if first else stride), n_tokens + 1)
+        target_end = min(scored_end + (max_length if first else step), n_tokens + 1)
         start = max(0, target_end - 1 - max_length)
         windows.append((start, target_end - 1, target_end - scored_end))
         scored_end, first = target_end, False
     return windows
-
-
-def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk = []
-    for text in texts:
-        chunk.append(text)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _prefix_id(tokenizer) -> int:
@@ -149,14 +139,15 @@ def evaluate_perplexity(
 ) -> PerplexityResult:
     """Perplexity, loss and bits per byte of ``model`` on ``texts`` (any iterable of strings).
 
-    ``max_length`` defaults to the model's context length and ``stride`` to half of it. ``bf16``
+    ``max_length`` defaults to the model's context length and ``stride`` (the context every token after
+    the first window keeps) to half of it. ``bf16``
     defaults to ``hfpipe.hardware.fast_bf16_available()``. Texts shorter than one token are skipped and
     counted; no text at all is an error.
     """
     max_length = max_length or context_length(model, tokenizer)
-    stride = stride or max(1, max_length // 2)
-    if not 1 <= stride <= max_length:
-        raise ValueError(f"stride must be in [1, max_length={max_length}], got {stride}")
+    stride = max_length // 2 if stride is None else stride
+    if not 0 <= stride < max_length:
+        raise ValueError(f"stride must be in [0, max_length={max_length}), got {stride}")
     bf16 = fast_bf16_available() if bf16 is None else bf16
     prefix = _prefix_id(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix
@@ -168,7 +159,7 @@ def evaluate_perplexity(
     total = len(texts) if hasattr(texts, "__len__") else None
     bar = tqdm(total=total, desc="perplexity", unit="doc", disable=not progress)
     try:
-        for chunk in _chunks(texts, 256):
+        for chunk in batched(texts, 256):
             encoded = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
             windows = []
             for text, tokens in zip(chunk, encoded):
@@ -177,7 +168,8 @@ def evaluate_perplexity(
                     continue
                 ids = [prefix, *tokens]
                 windows += [
-                    (ids[s : e + 1], n) for s, e, n in sliding_windows(len(tokens), max_length, stride)
+                    (ids[s : e + 1], n)
+                    for s, e, n in sliding_windows(len(tokens), max_length, max_length - stride)
                 ]
                 result.tokens += len(tokens)
                 result.bytes += len(text.encode("utf-8"))

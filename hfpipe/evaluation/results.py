@@ -16,20 +16,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hfpipe.io import write_file_atomically, write_json_atomically
+
 RESULTS_FILE = "results.json"
 TABLE_FILES = {"markdown": "table.md", "json": "table.json", "png": "table.png"}
 # Counts are in the tables but not worth a bar in the chart.
 COUNT_METRICS = ("eval_tokens", "eval_documents", "skipped_documents", "judge/scored", "judge/unparsable")
-
-
-def write_json_atomically(obj, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def make_results(model: str, metrics: dict[str, float], stage: str | None = None, **extra) -> dict:
@@ -110,11 +102,8 @@ def plot_results(rows: list[dict], columns: list[str], path: str | os.PathLike) 
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    path = write_file_atomically(lambda tmp: fig.savefig(tmp, dpi=110), path)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

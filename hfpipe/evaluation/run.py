@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hfpipe.evaluation.results import make_results, read_results, write_json_atomically, write_results_table
+from hfpipe.evaluation.results import make_results, read_results, write_results_table
+from hfpipe.io import write_json_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,12 @@ class EvaluationArguments:
     max_length: int | None = field(
         default=None, metadata={"help": "Window length (default: the model's context)."}
     )
-    stride: int | None = field(default=None, metadata={"help": "Window step (default: half the window)."})
+    stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens of context every token after the first window keeps (windows overlap by it); default: half the window, 0: disjoint."
+        },
+    )
     eval_batch_size: int = field(default=8, metadata={"help": "Windows/examples per forward pass."})
     lm_eval_tasks: list[str] = field(
         default_factory=list,

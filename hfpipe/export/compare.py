@@ -11,11 +11,16 @@ import torch
 
 
 def directory_size(path: str | os.PathLike) -> int:
-    """Bytes of the weight files (``*.safetensors``, ``*.bin``, ``*.gguf``) under ``path`` (a dir or a file)."""
+    """Bytes of the model's weight files (``*.safetensors``, ``pytorch_model*.bin``, ``*.gguf``) in ``path`` (a
+    dir or a file); checkpoints in subdirectories and ``training_args.bin`` do not count."""
     path = Path(path)
     if path.is_file():
         return path.stat().st_size
-    files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".gguf") and p.is_file()]
+    files = [
+        p
+        for p in path.iterdir()
+        if p.is_file() and (p.suffix in (".safetensors", ".gguf") or p.name.startswith("pytorch_model"))
+    ]
     if not files:
         raise FileNotFoundError(f"{path} holds no weight files (*.safetensors, *.bin, *.gguf)")
     return sum(p.stat().st_size for p in files)

@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ..io import write_json_atomically
 from .data import model_context_length
 
 LEAK_MARKERS = (
@@ -117,9 +117,4 @@ def answer_stats(answers: list[dict]) -> dict:
 
 def save_answers(answers: list[dict], path: str | os.PathLike) -> Path:
     """Write ``answers`` as indented JSON (temp file + rename: never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(answers, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomically(answers, path)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from ..io import write_file_atomically
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -42,9 +44,6 @@ def plot_losses(log_history: list[dict], path: str | os.PathLike) -> Path | None
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    path = write_file_atomically(lambda tmp: fig.savefig(tmp, dpi=120), path)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

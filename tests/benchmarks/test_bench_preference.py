@@ -10,6 +10,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_preference.py"
 
 
+@pytest.mark.slow  # importing the benchmark (trl, peft, every recipe) alone takes ~20 s on a busy machine
 def test_missing_data_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH), "--data", str(tmp_path / "nope.json")],
                           capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -14,15 +14,6 @@ TEXT = (Path(__file__).resolve().parents[2] / "hfpipe/evaluation/tasks/hfpipe_te
 PARAGRAPHS = [p.strip() for p in TEXT.split("\n\n") if p.strip()]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models only lose to thread synchronisation on a busy 2-core machine: use one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(tokenizer, context_length: int = 64, seed: int = 0) -> GPTForCausalLM:
     """A random 2-layer GPT for ``tokenizer``, with larger-than-default weights so predictions differ by context."""
     torch.manual_seed(seed)

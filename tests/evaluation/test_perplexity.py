@@ -17,7 +17,9 @@ def token_logprob(model, context: list[int], token: int) -> float:
 
 def hand_nll(model, tokenizer, text: str, max_length: int, stride: int) -> float:
     """NLL by the documented rule: the first ``max_length`` tokens see everything before them (from bos);
-    later tokens come in chunks of ``stride``, each chunk's window ending at its last token."""
+    later tokens come in chunks of ``max_length - stride``, each chunk's window ending at its last token, so
+    every one of them keeps at least ``stride`` tokens of context."""
+    step = max_length - stride
     ids = [tokenizer.eos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
     n = len(ids) - 1
     nll = 0.0
@@ -26,7 +28,7 @@ def hand_nll(model, tokenizer, text: str, max_length: int, stride: int) -> float
             start = 0
         else:
             # the last token of t's chunk
-            chunk_end = min(max_length + stride * math.ceil((t - max_length) / stride), n)
+            chunk_end = min(max_length + step * math.ceil((t - max_length) / step), n)
             start = chunk_end - max_length
         nll -= token_logprob(model, ids[start:t], ids[t])
     return nll
@@ -42,7 +44,7 @@ def test_windows_score_every_token_once_with_enough_context(n, length, stride):
         targets = range(end + 1 - n_scored, end + 1)  # ids predicted and scored by this window
         scored += targets
         if targets[0] > length:  # after the first window
-            assert targets[0] - start >= length - stride + 1  # context, bos included
+            assert targets[0] - start >= length - stride + 1  # context, bos included (stride = step here)
     assert scored == list(range(1, n + 1))
 
 
@@ -59,7 +61,7 @@ def test_short_text_equals_hand_computation(bpe_tokenizer, make_model, paragraph
     assert result.bits_per_byte == pytest.approx(expected / math.log(2) / result.bytes, rel=1e-5)
 
 
-@pytest.mark.parametrize("stride", [5, 16])
+@pytest.mark.parametrize("stride", [11, 0])
 def test_sliding_window_equals_hand_computation(bpe_tokenizer, make_model, paragraphs, stride):
     model = make_model(bpe_tokenizer, context_length=16)
     text = paragraphs[1][:200]
@@ -70,9 +72,9 @@ def test_sliding_window_equals_hand_computation(bpe_tokenizer, make_model, parag
 
 def test_more_context_changes_the_figure_and_batching_does_not(bpe_tokenizer, make_model, paragraphs):
     model = make_model(bpe_tokenizer, context_length=16)
-    disjoint = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=16, batch_size=1, progress=False)
-    batched = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=16, batch_size=7, progress=False)
-    overlapping = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=4, progress=False)
+    disjoint = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=0, batch_size=1, progress=False)
+    batched = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=0, batch_size=7, progress=False)
+    overlapping = evaluate_perplexity(model, bpe_tokenizer, paragraphs, stride=12, progress=False)
     assert batched.nll == pytest.approx(disjoint.nll, rel=1e-5)
     assert overlapping.tokens == disjoint.tokens and overlapping.nll != pytest.approx(disjoint.nll, rel=1e-4)
 
@@ -107,4 +109,4 @@ def test_empty_dataset_is_an_error_and_short_texts_are_skipped(bpe_tokenizer, ma
 
 def test_bad_stride_is_an_error(bpe_tokenizer, make_model, paragraphs):
     with pytest.raises(ValueError, match="stride"):
-        evaluate_perplexity(make_model(bpe_tokenizer), bpe_tokenizer, paragraphs, stride=65, progress=False)
+        evaluate_perplexity(make_model(bpe_tokenizer), bpe_tokenizer, paragraphs, stride=64, progress=False)

@@ -16,15 +16,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models only lose to thread synchronisation (badly so on a busy 2-core machine): use one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (< 512 ids) with distinct ``<pad>`` and ``<|endoftext|>`` tokens."""

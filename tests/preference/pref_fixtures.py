@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from hfpipe import GPTConfig, GPTForCausalLM
@@ -67,3 +68,12 @@ def common_args(out: Path, *extra: str) -> list[str]:
         "--activation_checkpointing", "false", "--per_device_train_batch_size", "4",
         "--per_device_eval_batch_size", "8", "--logging_steps", "1", "--seed", "123", *extra,
     ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models only lose to thread synchronisation (badly so on a busy machine): use one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

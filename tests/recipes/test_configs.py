@@ -28,7 +28,10 @@ RECIPE_OF = {  # config file prefix -> the recipe that reads it
     "distill": "distill",
 }
 # what the README's commands add on the command line to these configs (a model the config cannot name)
-REQUIRED_ON_THE_COMMAND_LINE = {"evaluate": ["--model_name_or_path", "m"], "serve": ["--model_name_or_path", "m"]}
+REQUIRED_ON_THE_COMMAND_LINE = {
+    "evaluate": ["--model_name_or_path", "m"],
+    "serve": ["--model_name_or_path", "m"],
+}
 CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
 
 
@@ -40,7 +43,9 @@ def recipe_for(path: Path):
 def test_every_config_belongs_to_a_recipe():
     assert CONFIGS
     for path in CONFIGS:
-        assert any(path.stem.startswith(prefix) for prefix in RECIPE_OF), f"{path.name}: which recipe reads it?"
+        assert any(path.stem.startswith(prefix) for prefix in RECIPE_OF), (
+            f"{path.name}: which recipe reads it?"
+        )
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ RECIPE = REPO / "recipes" / "dpo.py"
 sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "preference"))
 import dpo  # noqa: E402
-from pref_fixtures import common_args, preference_records, save_start_model, write_json  # noqa: E402
+from pref_fixtures import common_args, one_torch_thread, preference_records, save_start_model, write_json  # noqa: E402, F401
 
 from hfpipe.loading import load_model  # noqa: E402
 
@@ -108,7 +109,8 @@ def test_resume_after_sigkill(setup, tmp_path, caplog):
     steps = ["--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--test_answers", "0"]
     straight = dpo.main(args(setup, tmp_path / "straight", *steps))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(RECIPE), *args(setup, killed, *steps)],
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(RECIPE), *args(setup, killed, *steps)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 240
     while not (killed / "checkpoint-4" / "trainer_state.json").is_file():

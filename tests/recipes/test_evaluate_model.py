@@ -52,7 +52,7 @@ def test_two_checkpoints_write_one_table(checkpoints, tmp_path):
     out = tmp_path / "eval"
     paths = _main()([
         "--model_name_or_path", *dirs, "--dataset_name", str(root / "eval.txt"), "--sample_by", "paragraph",
-        "--stride", "16", "--lm_eval_tasks", "hfpipe_mc", "--lm_eval_limit", "4", "--output_dir", str(out),
+        "--stride", "0", "--lm_eval_tasks", "hfpipe_mc", "--lm_eval_limit", "4", "--output_dir", str(out),
         "--progress", "false",
     ])  # fmt: skip
     table = json.loads((out / "table.json").read_text())

@@ -11,7 +11,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "preference"))
 import rl  # noqa: E402
-from pref_fixtures import common_args, preference_records, save_start_model, tokenizer, write_json  # noqa: E402
+from pref_fixtures import (  # noqa: E402, F401
+    common_args,
+    one_torch_thread,
+    preference_records,
+    save_start_model,
+    tokenizer,
+    write_json,
+)
 
 from hfpipe import GPTConfig, GPTForSequenceClassification  # noqa: E402
 from hfpipe.preference.rl import first_last, fit_prompts, run_rl  # noqa: E402

@@ -106,12 +106,8 @@ def test_lora_adapter_and_merged_model(start, data, tmp_path):
 
 
 def test_packing_runs_or_is_refused(start, data, tmp_path):
-    with pytest.raises(
-        ValueError, match="packing: true is refused with per_device batch size 8.*set per_device_tr"
-    ):
-        sft.main(args(start, data, tmp_path / "packed8", "--packing", "true", "--max_steps", "1"))
+    # hfpipe's GPT takes a padding-free row longer than its context (positions restart per example)
     result = sft.main(args(start, data, tmp_path / "packed", "--packing", "true", "--max_steps", "3",
-                           "--per_device_train_batch_size", "1", "--per_device_eval_batch_size", "1",
                            "--eval_strategy", "no", "--test_answers", "0"))  # fmt: skip
     assert result.trainer.state.global_step == 3
     opt = tmp_path / "opt"

@@ -88,12 +88,3 @@ def serve(engine):
     yield start
     for server in servers.values():
         server.stop()
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models only lose to thread synchronisation on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
