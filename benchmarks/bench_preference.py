@@ -45,11 +45,15 @@ COMMON = ["--bf16", "false", "--report_to", "none", "--disable_tqdm", "true", "-
 
 def pretrain_and_sft(work: Path, data: str, quick: bool) -> Path:
     """A small hfpipe GPT, pretrained on the embedded corpus and instruction-tuned on ``data``."""
-    dims = ["--emb_dim", "64", "--n_layers", "2", "--n_heads", "2"]
+    dims = (
+        ["--emb_dim", "64", "--n_layers", "2", "--n_heads", "2"]
+        if quick
+        else ["--emb_dim", "128", "--n_layers", "4", "--n_heads", "4"]
+    )
     pretrain.main([
         "--output_dir", str(work / "pretrained"), "--model_preset", "tiny", "--vocab_size", "2048",
         "--context_length", "256", "--block_size", "256", *dims, "--per_device_train_batch_size", "16",
-        "--max_steps", "10" if quick else "80", "--learning_rate", "2e-3", "--warmup_steps", "10",
+        "--max_steps", "10" if quick else "150", "--learning_rate", "2e-3", "--warmup_steps", "10",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "50", *COMMON,
     ])  # fmt: skip
     sft.main([

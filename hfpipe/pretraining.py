@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from datasets import IterableDataset
 from transformers import IntervalStrategy, SchedulerType, Trainer, TrainingArguments, default_data_collator
 
@@ -144,8 +145,6 @@ def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTF
 
 def collate_blocks(features: list[dict]) -> dict:
     """Stack packed blocks into a batch; ids stored as int32 (half the disk) become int64 for the loss."""
-    import torch
-
     batch = default_data_collator(features)
     return {
         k: v.long() if v.dtype in (torch.int32, torch.int16, torch.uint8) else v for k, v in batch.items()
@@ -220,7 +219,13 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
         block_size = len(train_set[0]["input_ids"])
     global_batch = train_args.per_device_train_batch_size * train_args.world_size
     tokens_per_step = global_batch * train_args.gradient_accumulation_steps * block_size
-    peak = train_args.peak_tflops * 1e12 if train_args.peak_tflops else measure_matmul_peak()
+    # MFU against the peak of the dtype the matmuls run in (bf16 only where it is native: else fp32's)
+    native_bf16 = train_args.bf16 and hardware.fast_bf16_available()
+    peak = (
+        train_args.peak_tflops * 1e12
+        if train_args.peak_tflops
+        else measure_matmul_peak(torch.bfloat16 if native_bf16 else torch.float32)
+    )
     count = lambda d: "streamed" if isinstance(d, IterableDataset) else f"{len(d or []):,}"  # noqa: E731
     logger.info(
         "model: %s parameters, %d layers x %d dims, context %d | %s train / %s validation blocks of %d tokens | "

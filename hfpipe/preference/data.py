@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from datasets import Dataset
 
 from hfpipe.data.sources import load_raw_dataset
-from hfpipe.sft.data import split_records
+from hfpipe.sft.data import InstructionSplitArguments, split_records
 from hfpipe.sft.formats import format_alpaca_prompt
 
 logger = logging.getLogger(__name__)
@@ -33,28 +33,8 @@ EXPECTED_COLUMNS = (
 
 
 @dataclass
-class PreferenceDataArguments:
+class PreferenceDataArguments(InstructionSplitArguments):
     """How preference records are split: the same 85/10/5 (train/test/validation) in file order as SFT."""
-
-    test_size: float = field(
-        default=0.10, metadata={"help": "share held out for test (final metrics, answers)"}
-    )
-    validation_size: float = field(default=0.05, metadata={"help": "share held out for validation"})
-    split_seed: int | None = field(
-        default=None,
-        metadata={"help": "shuffle with this seed before splitting; null keeps file order (the book)"},
-    )
-
-    def __post_init__(self):
-        if not (
-            0 <= self.test_size < 1
-            and 0 <= self.validation_size < 1
-            and self.test_size + self.validation_size < 1
-        ):
-            raise ValueError(
-                f"test_size ({self.test_size}) and validation_size ({self.validation_size}) must be in [0, 1) and "
-                "leave some pairs for training"
-            )
 
 
 def detect_pair_format(columns) -> str:

@@ -7,6 +7,7 @@ import torch
 
 from hfpipe.convert import gpt_to_gpt2
 from hfpipe.export.gguf import compare_gguf, export_gguf, gguf_tensors
+from hfpipe.loading import load_model
 from hfpipe.tokenization import build_char_tokenizer
 
 from .conftest import TEXT, tiny_causal_lm
@@ -18,7 +19,7 @@ def _field(reader, key):
 
 def test_gguf_tensors_and_metadata_match_the_checkpoint(tmp_path, tiny_dir, bpe_tokenizer):
     path = export_gguf(tiny_dir, tmp_path / "m.gguf")
-    model = tiny_causal_lm(bpe_tokenizer)  # the same seed and steps as tiny_dir's
+    model = load_model(tiny_dir)  # the weights exported
     expected = gguf_tensors(gpt_to_gpt2(model))
     assert len(expected) == 4 + 2 * 12 + 1  # wte, wpe, ln_f w/b, 12 per block, output
     assert compare_gguf(path, expected) == 0.0

@@ -50,7 +50,7 @@ def test_split_is_sfts_split(tmp_path):
     splits = split_pairs(pairs, PreferenceDataArguments())
     assert splits == split_records(pairs, 0.10, 0.05, None)
     assert [len(splits[k]) for k in ("train", "test", "validation")] == [34, 4, 2]
-    with pytest.raises(ValueError, match="leave some pairs"):
+    with pytest.raises(ValueError, match="leave data for training"):
         PreferenceDataArguments(test_size=0.6, validation_size=0.5)
 
 
