@@ -13,6 +13,10 @@ The total of a strategy is corpus + pretraining + its fine-tuning. Writes ``benc
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import json
 import os

@@ -7,6 +7,10 @@ Writes benchmarks/results/data.md.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import os
 import random

@@ -12,6 +12,10 @@ byte. Writes ``benchmarks/results/eval.md`` and prints it.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import contextlib
 import io

@@ -12,6 +12,10 @@ other processes hits both alike; compare the ratios, not the absolute figures. W
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import contextlib
 import platform

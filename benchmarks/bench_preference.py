@@ -17,6 +17,10 @@ Writes benchmarks/results/preference.md and prints it.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import copy
 import statistics

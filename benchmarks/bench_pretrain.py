@@ -30,6 +30,10 @@ its partial figures) and prints it.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import dataclasses
 import platform

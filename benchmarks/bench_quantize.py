@@ -8,6 +8,10 @@ Goals: size <= 0.35x, perplexity +<= 2 %, tokens/s >= 1.0x on CPU. Writes benchm
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import tempfile
 from pathlib import Path

@@ -15,6 +15,10 @@ Writes benchmarks/results/sft.md and prints it.
 
 from __future__ import annotations
 
+import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
+
+# isort: split
+
 import argparse
 import json
 import statistics

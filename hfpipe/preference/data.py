@@ -21,7 +21,7 @@ from datasets import Dataset
 
 from hfpipe.data.sources import load_raw_dataset
 from hfpipe.sft.data import InstructionSplitArguments, split_records
-from hfpipe.sft.formats import format_alpaca_prompt
+from hfpipe.sft.formats import format_alpaca_prompt, keep_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +75,7 @@ def normalize_pair(record: dict, fmt: str) -> tuple[dict | None, str | None]:
 
 def normalize_pairs(records, fmt: str) -> tuple[list[dict], Counter]:
     """Normalise every record; returns (the usable pairs, a Counter of drop reasons)."""
-    kept, dropped = [], Counter()
-    for record in records:
-        pair, reason = normalize_pair(record, fmt)
-        if pair is None:
-            dropped[reason] += 1
-        else:
-            kept.append(pair)
-    return kept, dropped
+    return keep_and_count(records, lambda record: normalize_pair(record, fmt))
 
 
 def _load(dataset_name: str, dataset_config: str | None, split: str):

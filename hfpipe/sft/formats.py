@@ -149,11 +149,12 @@ def normalize_record(record: dict, fmt: str) -> tuple[dict | None, str | None]:
     raise ValueError(f"dataset_format {fmt!r} is not one of auto, {', '.join(FORMATS)}")
 
 
-def normalize_records(records, fmt: str) -> tuple[list[dict], Counter]:
-    """Normalise every record; returns (the usable ones, a Counter of drop reasons)."""
+def keep_and_count(records, normalize) -> tuple[list[dict], Counter]:
+    """Apply ``normalize`` (a record -> ``(record, None)`` or ``(None, why)``) to every record; returns
+    (the usable ones, a Counter of drop reasons)."""
     kept, dropped = [], Counter()
     for record in records:
-        out, reason = normalize_record(record, fmt)
+        out, reason = normalize(record)
         if out is None:
             dropped[reason] += 1
         else:
@@ -161,7 +162,13 @@ def normalize_records(records, fmt: str) -> tuple[list[dict], Counter]:
     return kept, dropped
 
 
+def normalize_records(records, fmt: str) -> tuple[list[dict], Counter]:
+    """Normalise every record; returns (the usable ones, a Counter of drop reasons)."""
+    return keep_and_count(records, lambda record: normalize_record(record, fmt))
+
+
 __all__ = [
+    "keep_and_count",
     "ALPACA_CHAT_TEMPLATE",
     "ALPACA_PREAMBLE",
     "FORMATS",
