@@ -85,6 +85,16 @@ def read_config(name_or_path: str) -> dict:
     return AutoConfig.from_pretrained(name_or_path, trust_remote_code=False).to_dict()
 
 
+def model_context_length(config) -> int | None:
+    """The longest sequence a model config (object or dict) accepts: hfpipe's ``context_length`` or HF's usual
+    names; None when the config has none."""
+    for name in ("context_length", "max_position_embeddings", "n_positions", "n_ctx"):
+        value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def is_adapter(name_or_path: str) -> bool:
     """True for a local peft adapter directory."""
     return (Path(name_or_path).expanduser() / ADAPTER_CONFIG).is_file()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hfpipe.hardware import fast_bf16_available
+from hfpipe.loading import model_context_length
 from hfpipe.tokenization import batched
 
 logger = logging.getLogger(__name__)
@@ -95,10 +96,9 @@ def _prefix_id(tokenizer) -> int:
 
 def context_length(model, tokenizer=None) -> int:
     """The longest input the model takes: its config's ``max_position_embeddings`` (or ``n_positions``)."""
-    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
+    value = model_context_length(model.config)
+    if value is not None:
+        return value
     if tokenizer is not None and 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
         return tokenizer.model_max_length
     raise ValueError("cannot tell the model's context length from its config; pass max_length")

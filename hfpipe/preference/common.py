@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from hfpipe.evaluation.results import write_results
-from hfpipe.loading import is_adapter, load_model, load_tokenizer
+from hfpipe.loading import is_adapter, load_model, load_tokenizer, model_context_length
 from hfpipe.lora import merge_lora
-from hfpipe.sft.data import model_context_length, prepare_tokenizer, resolve_max_length
+from hfpipe.sft.data import prepare_tokenizer, resolve_max_length
 from hfpipe.sft.train import find_resume, fit_embeddings
 from hfpipe.training.checkpoints import find_resume_checkpoint
 

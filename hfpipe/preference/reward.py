@@ -20,9 +20,8 @@ import torch
 from transformers import AutoConfig
 from trl import RewardTrainer
 
-from hfpipe.loading import is_adapter, load_model, load_tokenizer, read_config
+from hfpipe.loading import is_adapter, load_model, load_tokenizer, model_context_length, read_config
 from hfpipe.lora import apply_lora, merge_lora
-from hfpipe.sft.data import model_context_length
 from hfpipe.training.callbacks import standard_callbacks
 from hfpipe.training.checkpoints import prepare_output_dir
 

@@ -24,7 +24,8 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from hfpipe.data.sources import load_raw_dataset
-from hfpipe.sft.data import model_context_length, split_records
+from hfpipe.loading import model_context_length
+from hfpipe.sft.data import split_records
 from hfpipe.sft.formats import format_alpaca_prompt
 from hfpipe.sft.train import peft_config_for
 from hfpipe.training.callbacks import standard_callbacks

@@ -30,6 +30,8 @@ from torch.nn import functional as F
 from transformers import DynamicCache
 from transformers.generation.logits_process import TopPLogitsWarper
 
+from ..loading import model_context_length
+
 logger = logging.getLogger(__name__)
 
 
@@ -279,9 +281,7 @@ class Engine:
 
 
 def _context_length(model) -> int:
-    config = model.config
-    for name in ("context_length", "max_position_embeddings", "n_positions"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
+    value = model_context_length(model.config)
+    if value is not None:
+        return value
     raise ValueError(f"cannot tell the context length of {type(model).__name__}: its config has none")

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..io import write_json_atomically
-from .data import model_context_length
+from ..loading import model_context_length
 
 LEAK_MARKERS = (
     "### Instruction", "### Input", "### Response",

@@ -13,7 +13,7 @@ from transformers import TextStreamer
 
 from hfpipe.loading import load_model_and_tokenizer
 
-from .data import model_context_length
+from ..loading import model_context_length
 
 HELP = "commands: /reset (forget the conversation), /quit (or Ctrl-D)"
 

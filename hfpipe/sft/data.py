@@ -17,6 +17,7 @@ from trl.chat_template_utils import has_generation_markers
 
 from hfpipe.data.args import SplitArguments
 from hfpipe.data.sources import load_raw_dataset
+from hfpipe.loading import model_context_length
 from hfpipe.tokenization import CHAT_TEMPLATE
 
 from .formats import ALPACA_CHAT_TEMPLATE, FORMAT_COLUMNS, FORMATS, detect_format, normalize_records
@@ -279,15 +280,6 @@ def resolve_max_length(max_length: int | None, context: int | None) -> int | Non
         logger.info("max_length %s exceeds the model's context (%d): using %d", max_length, context, context)
         return context
     return max_length
-
-
-def model_context_length(config) -> int | None:
-    """The longest sequence a model config (object or dict) accepts (hfpipe's context_length, or HF's usual names)."""
-    for name in ("context_length", "max_position_embeddings", "n_positions"):
-        value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 __all__ = [

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .data import IGNORE_INDEX, SFTDataStats, model_context_length, prepare_data
+from ..loading import model_context_length
+from .data import IGNORE_INDEX, SFTDataStats, prepare_data
 
 GREEN, RESET = "\033[42;30m", "\033[0m"
 

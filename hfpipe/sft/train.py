@@ -22,8 +22,9 @@ from hfpipe.models.gpt import GPTConfig
 from hfpipe.training.callbacks import standard_callbacks
 from hfpipe.training.checkpoints import list_checkpoints
 
+from ..loading import model_context_length
 from .answers import ANSWERS_FILE, answer_stats, generate_answers, save_answers
-from .data import SFTDataStats, model_context_length, prepare_data
+from .data import SFTDataStats, prepare_data
 from .packing import check_packing
 
 logger = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from ..loading import model_context_length
 from .plot import plot_losses
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def generate_sample(
     was_training = model.training
     model.eval()
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
-    context = getattr(model.config, "max_position_embeddings", None) or 1024
+    context = model_context_length(model.config) or 1024
     room = context - inputs["input_ids"].shape[1]
     knobs = (
         {"do_sample": False}
