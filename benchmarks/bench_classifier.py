@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in opts.strategies:
         out, cmd = work / f"classifier-{name}", ft_cmds[name]
         ft = run(cmd, work / f"finetune-{name}.log")
-        m = json.loads((out / "classification_metrics.json").read_text())
+        m = json.loads((out / "results.json").read_text())
         rows.append((name, ft, m, cmd))
         print(
             f"{name}: fine-tuning {ft[0]:.0f} s, total {pre[0] + ft[0]:.0f} s, test accuracy {m['test']['accuracy']:.2%}"

@@ -1,11 +1,13 @@
 """Training throughput of recipes/pretrain.py in fp32 and in bf16 autocast, each against a plain Trainer on
-GPT2LMHeadModel in the same dtype, and the character-level tinyshakespeare run in both dtypes.
+GPT2LMHeadModel in the same dtype; then the character-level tinyshakespeare run beside nanoGPT's own train.py,
+and in bf16.
 
-    python benchmarks/bench_pretrain.py                         # 6 x 384, ctx 256, then tinyshakespeare x 2
+    python benchmarks/bench_pretrain.py                         # 6 x 384, ctx 256, then tinyshakespeare
     python benchmarks/bench_pretrain.py --without-shakespeare   # the throughput comparison only
     python benchmarks/bench_pretrain.py --quick                 # tiny dims, few steps, no tinyshakespeare
     python benchmarks/bench_pretrain.py --size medium           # 4 x 192, ctx 128: where bf16 is emulated
-    python benchmarks/bench_pretrain.py --shakespeare-max-steps 500   # shorter quality runs (labelled)
+    python benchmarks/bench_pretrain.py --without-throughput --without-bf16   # hfpipe vs nanoGPT only
+    python benchmarks/bench_pretrain.py --shakespeare-max-steps 500   # shorter tinyshakespeare runs (labelled)
 
 Both sides train on the same pre-packed blocks (a BPE tokenizer trained on tinyshakespeare, packed once and
 saved; the recipe loads them with --packed_dataset_path), with the same TrainingArguments (the recipe's
@@ -23,9 +25,13 @@ CPU, an ``nn.Linear`` 384 -> 1536 over 1,024 tokens ran its forward ~10x and its
 autocast than in fp32, and one bf16 step of the full model (6 x 384) took over a minute; ``--size medium``
 keeps the bf16 runs to minutes there.
 
-The tinyshakespeare runs check that quality holds in bf16: the bf16 validation loss must end within 0.02
-of the fp32 one. Writes ``benchmarks/results/pretrain.md`` (after each phase, so an interrupted run leaves
-its partial figures) and prints it.
+The tinyshakespeare section (benchmarks/vs_nanogpt.py) runs recipes/configs/shakespeare_char.yaml and
+nanoGPT's README command for a CPU (benchmarks/nanogpt, unmodified) as two processes at the same time, one torch
+thread each, and compares their wall times (goal: the recipe <= 0.8x nanoGPT's), the loss of both final models on
+the same held-out windows (goal: equal or lower) and where each run's time goes (benchmarks/pretrain_profile.py).
+A bf16 run of the recipe checks that quality holds in bf16: its held-out loss must end within 0.02 of fp32's.
+Writes ``benchmarks/results/pretrain.md`` (after each phase, so an interrupted run leaves its partial figures)
+and prints it.
 """
 
 from __future__ import annotations
@@ -61,12 +67,10 @@ from hfpipe.training.throughput import flops_per_token, measure_matmul_peak
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
 import pretrain  # noqa: E402
+import vs_nanogpt  # noqa: E402  (benchmarks/, this script's directory)
 
 RESULTS = REPO / "benchmarks" / "results" / "pretrain.md"
 SHARED = REPO.parent / "shared" / "data"
-SHAKESPEARE_CONFIG = REPO / "recipes" / "configs" / "shakespeare_char.yaml"
-SHAKESPEARE_REFERENCE = 1.88  # nanoGPT's validation loss for this config
-BF16_LOSS_TOLERANCE = 0.02  # issue 8: the bf16 run ends within this of the fp32 validation loss
 BF16_SPEEDUP_GOAL = 3.0  # issue 8: recipe bf16 / fp32 tokens/s on a CPU with AVX512-BF16 or AMX
 DTYPES = ("fp32", "bf16")
 SIDES = ("hfpipe", "gpt2")
@@ -293,42 +297,6 @@ def bench_throughput(s: Setup, text: str, work: Path, peaks: dict[str, list[floa
     return tp
 
 
-def run_shakespeare(
-    shared: Path, work: Path, bf16: bool, max_steps: int | None = None, eval_blocks: int | None = None
-) -> dict:
-    """nanoGPT's character-level tinyshakespeare run through the recipe in one dtype (forced): validation loss,
-    wall time and tokens/s."""
-    dtype = "bf16" if bf16 else "fp32"
-    out = work / f"shakespeare-char-{dtype}"
-    args = ["--config", str(SHAKESPEARE_CONFIG), "--dataset_name", str(shared / "tinyshakespeare.txt")]
-    args += ["--output_dir", str(out), "--report_to", "none", "--disable_tqdm", "true"]
-    args += ["--bf16", "true" if bf16 else "false"]
-    # Only evaluation changes: the whole held-out last 10 % (the config keeps its first 2,400 blocks), once at
-    # the end, as each pass over it costs about a minute here in fp32 (four in emulated bf16). Training is the
-    # config's, step for step.
-    steps = max_steps or 2000
-    args += ["--max_eval_samples", str(eval_blocks or 1_000_000), "--eval_steps", str(steps)]
-    args += ["--max_steps", str(steps)]
-    start = time.perf_counter()
-    trainer = pretrain.main(args)
-    wall = time.perf_counter() - start
-    assert trainer.args.bf16 == bf16
-    history = trainer.state.log_history
-    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
-    rates = [h["tokens_per_second"] for h in history if "tokens_per_second" in h][1:]
-    return {
-        "eval_loss": evals[-1][1],
-        "evals": evals,
-        "best_eval_loss": min(loss for _, loss in evals),
-        "wall": wall,
-        "train_runtime": next(h["train_runtime"] for h in history if "train_runtime" in h),
-        "steps": trainer.state.global_step,
-        "max_steps": trainer.args.max_steps,
-        "eval_blocks": len(trainer.eval_dataset),
-        "tokens_per_second": len(rates) / sum(1 / r for r in rates) if rates else float("nan"),
-    }
-
-
 def render_features(f: dict, peak: dict[str, float]) -> list[str]:
     yes = lambda b: "yes" if b else "no"  # noqa: E731
     return [
@@ -413,72 +381,6 @@ def render_throughput(s: Setup, quick: bool, tp: dict, peak: dict[str, float], f
     return lines + ["", f"Steady tokens/s of each run, in round order: {each}."]
 
 
-def render_shakespeare(shk: dict, quick: bool, planned_steps: int, eval_blocks: int | None) -> list[str]:
-    fp32, bf16 = shk.get("fp32"), shk.get("bf16")
-    status = lambda ok: "(not judged: quick)" if quick else "ok" if ok else "MISSED"  # noqa: E731
-    reduced = planned_steps != 2000 or bool(eval_blocks)
-    lines = [
-        "",
-        "## Character-level tinyshakespeare (recipes/configs/shakespeare_char.yaml), fp32 and bf16",
-        "",
-        f"4 layers, 4 heads, 128 dims, context 64, batch 12, {planned_steps:,} steps, dropout 0, lr 1e-3 cosine "
-        "to 1e-4, trained as the config says, once with `--bf16 false` and once with `--bf16 true` (bf16 "
-        "autocast forced: this CPU's automatic answer is fp32). Validation = the last 10 % of the text (the "
-        "recipe splits a single document so), "
-        + (
-            "all of it (the config's max_eval_samples overridden)"
-            if not eval_blocks
-            else f"its first {eval_blocks:,} blocks"
-        )
-        + ", once at the end of training.",
-    ]
-    if reduced:
-        lines += [
-            "",
-            f"**Reduced run: max_steps {planned_steps:,} (the config: 2,000; the cosine schedule is shortened to "
-            f"match), validation on {f'{eval_blocks:,} blocks' if eval_blocks else 'all blocks'}**, to fit the "
-            "time emulated bf16 takes on this CPU. The losses are not comparable with nanoGPT's 1.88; the bf16 "
-            "vs fp32 difference, same steps and same blocks, still is.",
-        ]
-    cell = lambda r, f: f(r) if r is not None else "(not run / not finished)"  # noqa: E731
-    loss = lambda r: f"{r['eval_loss']:.4f}"  # noqa: E731
-    steps = (fp32 or bf16 or {}).get("steps", planned_steps)
-    blocks = (fp32 or bf16 or {}).get("eval_blocks")  # None before the first run ends
-    lines += [
-        "",
-        "| measurement | fp32 | bf16 autocast | bf16 - fp32 | target |",
-        "|---|---:|---:|---:|---|",
-    ]
-    if fp32 is not None and bf16 is not None:
-        diff = bf16["eval_loss"] - fp32["eval_loss"]
-        verdict = f"abs <= {BF16_LOSS_TOLERANCE} {status(abs(diff) <= BF16_LOSS_TOLERANCE)}"
-        diff_cell = f"{diff:+.4f}"
-    else:
-        diff_cell, verdict = "", f"abs <= {BF16_LOSS_TOLERANCE} (pending)"
-    lines.append(
-        f"| validation loss after {steps:,} steps ({f'{blocks:,}' if blocks else '?'} blocks) | {cell(fp32, loss)} | "
-        f"{cell(bf16, loss)} | {diff_cell} | {verdict} |"
-    )
-    if not reduced and fp32 is not None:
-        ok = fp32["eval_loss"] <= SHAKESPEARE_REFERENCE
-        lines.append(
-            f"| fp32 validation loss vs nanoGPT's {SHAKESPEARE_REFERENCE} | {fp32['eval_loss']:.3f} | | | "
-            f"<= {SHAKESPEARE_REFERENCE} {status(ok)} |"
-        )
-    rows = (
-        (
-            "validation loss at each evaluation (step: loss)",
-            lambda r: ", ".join(f"{s:,}: {v:.4f}" for s, v in r["evals"]),
-        ),
-        ("best validation loss", lambda r: f"{r['best_eval_loss']:.4f}"),
-        ("train tokens/s, steady", lambda r: f"{r['tokens_per_second']:,.0f}"),
-        ("wall time (whole recipe: data, training, evals, saving)", lambda r: f"{r['wall'] / 60:.1f} min"),
-        ("train_runtime (Trainer.train, evals included)", lambda r: f"{r['train_runtime'] / 60:.1f} min"),
-    )
-    lines += [f"| {label} | {cell(fp32, fmt)} | {cell(bf16, fmt)} | | |" for label, fmt in rows]
-    return lines
-
-
 def render(
     s: Setup,
     quick: bool,
@@ -486,13 +388,11 @@ def render(
     peak: dict[str, float],
     tp: dict | None,
     shk: dict | None,
-    shk_steps: int,
-    shk_eval_blocks: int | None,
     elapsed: float,
     done: bool,
 ) -> str:
     lines = [
-        "# Pretraining: recipes/pretrain.py in fp32 and bf16 vs a plain Trainer on GPT2LMHeadModel",
+        "# Pretraining: recipes/pretrain.py vs a plain Trainer on GPT2LMHeadModel (fp32, bf16) and vs nanoGPT",
         "",
         *render_features(features, peak),
         "",
@@ -502,8 +402,8 @@ def render(
     ]
     if tp is not None:
         lines += render_throughput(s, quick, tp, peak, features["cpu_has_fast_bf16"])
-    if shk is not None:
-        lines += render_shakespeare(shk, quick, shk_steps, shk_eval_blocks)
+    if shk is not None and shk["runs"]:
+        lines += vs_nanogpt.render(shk, quick=shk["plan"].steps != vs_nanogpt.FULL_STEPS)
     return "\n".join(lines) + "\n"
 
 
@@ -522,21 +422,34 @@ def main(argv: list[str] | None = None) -> str:
         dest="shakespeare",
         action="store_true",
         default=None,
-        help="run the character-level tinyshakespeare config in fp32 and bf16 (the default, except with "
-        "--quick; slow where bf16 is emulated)",
+        help="run the character-level tinyshakespeare config beside nanoGPT's train.py, and in bf16 (the "
+        "default, except with --quick; slow where bf16 is emulated)",
     )
     parser.add_argument("--without-shakespeare", dest="shakespeare", action="store_false")
     parser.add_argument(
         "--shakespeare-max-steps",
         type=int,
         default=None,
-        help="shorten both tinyshakespeare runs to this many steps (labelled as reduced in the table)",
+        help="shorten the tinyshakespeare runs to this many steps (labelled as reduced in the table)",
     )
     parser.add_argument(
         "--shakespeare-eval-blocks",
         type=int,
         default=None,
-        help="evaluate the tinyshakespeare runs on the first this many held-out blocks (default: all)",
+        help="compare the final models on the first this many held-out windows of 64 (default: all 1,742)",
+    )
+    parser.add_argument(
+        "--without-bf16", dest="bf16", action="store_false", help="no bf16 tinyshakespeare run"
+    )
+    parser.add_argument(
+        "--with-compile",
+        action="store_true",
+        help="also nanoGPT with --compile=True beside the recipe with --torch_compile true",
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run nanoGPT and the recipe one after the other (default: at the same time, one thread each)",
     )
     parser.add_argument(
         "--without-throughput",
@@ -567,7 +480,14 @@ def main(argv: list[str] | None = None) -> str:
     with_shakespeare = not args.quick if args.shakespeare is None else args.shakespeare
     if not args.throughput and not with_shakespeare:
         parser.error("--without-throughput needs the tinyshakespeare runs (drop --without-shakespeare)")
-    shk_steps = args.shakespeare_max_steps or 2000
+    plan = vs_nanogpt.Plan(
+        steps=args.shakespeare_max_steps or vs_nanogpt.FULL_STEPS,
+        eval_windows=args.shakespeare_eval_blocks,
+        threads=args.threads,
+        concurrent=not args.sequential,
+        bf16=args.bf16,
+        compile=args.with_compile,
+    )
     text = (args.shared / "tinyshakespeare.txt").read_text(encoding="utf-8")[: s.text_chars]
     features = cpu_features()
     start = time.perf_counter()
@@ -577,9 +497,7 @@ def main(argv: list[str] | None = None) -> str:
     def write(done: bool = False) -> str:
         peak = {dtype: max(values) for dtype, values in peaks.items()}
         elapsed = time.perf_counter() - start
-        table = render(
-            s, args.quick, features, peak, tp, shk, shk_steps, args.shakespeare_eval_blocks, elapsed, done
-        )
+        table = render(s, args.quick, features, peak, tp, shk, elapsed, done)
         args.output.write_text(table)
         return table
 
@@ -592,18 +510,13 @@ def main(argv: list[str] | None = None) -> str:
             tp = bench_throughput(s, text, work / "throughput", peaks)
             write()
         if with_shakespeare:
-            shk = {}
-            for dtype in DTYPES:
-                progress(f"character-level tinyshakespeare, {dtype} ({shk_steps} steps; long)")
-                shk[dtype] = run_shakespeare(
-                    args.shared,
-                    work,
-                    dtype == "bf16",
-                    args.shakespeare_max_steps,
-                    args.shakespeare_eval_blocks,
-                )
-                progress(f"  {dtype}: validation loss {shk[dtype]['eval_loss']:.4f}")
+
+            def update(state: dict) -> None:
+                nonlocal shk
+                shk = state
                 write()
+
+            vs_nanogpt.run_all(args.shared, work / "shakespeare", plan, progress, update)
     table = write(done=True)
     print(table)
     return table

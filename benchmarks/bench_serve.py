@@ -249,8 +249,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     setup = QUICK if args.quick else FULL
 
-    from hfpipe.convert import convert_checkpoint
-    from hfpipe.loading import read_config
+    from hfpipe.loading import convert_checkpoint, read_config
 
     with tempfile.TemporaryDirectory(prefix="bench_serve-") as tmp:
         tmp = Path(tmp)

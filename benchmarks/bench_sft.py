@@ -36,8 +36,8 @@ import pretrain  # noqa: E402
 import sft  # noqa: E402
 
 from hfpipe.convert import gpt_to_gpt2  # noqa: E402
+from hfpipe.data.instructions import normalize_records  # noqa: E402
 from hfpipe.loading import load_model_and_tokenizer  # noqa: E402
-from hfpipe.sft.formats import normalize_records  # noqa: E402
 
 
 def pretrain_start(work: Path, quick: bool) -> Path:

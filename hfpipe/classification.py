@@ -11,9 +11,8 @@ The book's spam classifier (ch. 6) as thin wrappers over datasets / transformers
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +25,10 @@ from .data.args import DataArguments
 from .data.sources import file_suffix, load_raw_dataset, resolve_files
 from .loading import is_adapter, load_model, read_config
 from .lora import apply_lora, count_parameters, log_parameters, merge_lora
-from .tokenization import PAD_TOKEN
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("last_blocks", "full", "lora")
-METRICS_FILE = "classification_metrics.json"
 PADDINGS = ("longest", "max_length")
 
 
@@ -278,22 +275,6 @@ class ClassifierArguments:
     drop_rate: float | None = field(default=None, metadata={"help": "override the checkpoint's dropout"})
 
 
-def ensure_distinct_pad(model, tokenizer) -> None:
-    """Give ``tokenizer`` a pad token distinct from eos (resizing ``model``), and tell the model its id.
-
-    The classifier reads the last non-padding token, and later fine-tuning must still learn eos: pad == eos
-    breaks both.
-    """
-    pad = tokenizer.pad_token_id
-    if pad is None or pad == tokenizer.eos_token_id or pad >= model.config.vocab_size:
-        if pad is not None and pad == tokenizer.eos_token_id:
-            logger.warning("the tokenizer pads with its eos token; adding a distinct %s", PAD_TOKEN)
-        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-        if len(tokenizer) > model.config.vocab_size:
-            model.resize_token_embeddings(len(tokenizer))
-    model.config.pad_token_id = tokenizer.pad_token_id
-
-
 def build_splits(script_args, data_args, cfg: ClassifierArguments):
     """Load, label, optionally balance and split the data; returns (splits, id2label)."""
     ds = load_labeled_dataset(
@@ -308,17 +289,14 @@ def build_splits(script_args, data_args, cfg: ClassifierArguments):
 
 
 def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArguments, training_args) -> dict:
-    """Fine-tune a causal checkpoint as a classifier; save it (merged, for LoRA) and its metrics to ``output_dir``.
-
-    Returns the metrics dict also written to ``output_dir/classification_metrics.json``.
+    """Fine-tune a causal checkpoint as a classifier; save it (merged, for LoRA; the adapter in ``adapter/``) to
+    ``output_dir`` with ``results.json``. Returns the result record (metrics per split, confusion matrices, ...).
     """
     from transformers import DataCollatorWithPadding, Trainer
 
-    from .io import save_atomically
     from .loading import load_tokenizer
     from .metrics import classification_metrics, confusion_matrix
-    from .training.callbacks import add_callbacks, standard_callbacks
-    from .training.checkpoints import prepare_output_dir
+    from .training.run import finish_run, fit_pad_token, prepare_output_dir, save_final, train_and_evaluate
 
     if not model_args.model_name_or_path or not script_args.dataset_name:
         raise ValueError("set model_name_or_path (a causal checkpoint) and dataset_name (labelled data)")
@@ -327,7 +305,7 @@ def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArgum
     extra = {"drop_rate": cfg.drop_rate} if cfg.drop_rate is not None else {}
     model = load_classifier(model_args.model_name_or_path, id2label, **extra)
     tokenizer = load_tokenizer(model_args.model_name_or_path)
-    ensure_distinct_pad(model, tokenizer)
+    fit_pad_token(model, tokenizer)  # the classifier reads the last non-padding token: pad must not be eos
     context = model.config.max_position_embeddings
     if cfg.max_length is not None and not 0 < cfg.max_length <= context:
         raise ValueError(f"max_length must be in [1, context_length={context}], got {cfg.max_length}")
@@ -347,8 +325,7 @@ def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArgum
         processing_class=tokenizer,
         compute_metrics=classification_metrics(),
     )
-    add_callbacks(trainer, standard_callbacks())
-    train_runtime = trainer.train().metrics["train_runtime"]
+    metrics = train_and_evaluate(trainer)
     lora_settings = {k: v for k, v in vars(model_args).items() if k.startswith("lora_")}
     result = {
         "model_name_or_path": model_args.model_name_or_path,
@@ -356,7 +333,7 @@ def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArgum
         "id2label": id2label,
         "trainable_params": trainable,
         "total_params": total,
-        "train_runtime": train_runtime,
+        "train_runtime": metrics["train_runtime"],
         "split_sizes": {name: len(part) for name, part in splits.items()},
         "truncated": truncated,
         "max_length": max_length,
@@ -370,32 +347,23 @@ def finetune_classifier(script_args, model_args, data_args, cfg: ClassifierArgum
         m["n"] = len(splits[split])
         m["confusion_matrix"] = confusion_matrix(out.label_ids, out.predictions.argmax(-1), len(id2label))
         result[split] = m
+        metrics.update(
+            {f"{split}_{k}": v for k, v in m.items() if k in ("accuracy", "precision", "recall", "f1")}
+        )
 
-    def save(tmp: Path) -> None:
-        final = trainer.model
-        if strategy == "lora":
-            final.save_pretrained(tmp / "adapter")
-            tokenizer.save_pretrained(tmp / "adapter")
-            final = merge_lora(final)
-        final.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / METRICS_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
-        old = Path(training_args.output_dir)
-        if old.is_dir():  # keep what the Trainer wrote there (checkpoints, logs, loss plot)
-            for entry in old.iterdir():
-                if not (tmp / entry.name).exists():
-                    shutil.move(str(entry), tmp / entry.name)
-
-    if trainer.is_world_process_zero():
-        save_atomically(save, training_args.output_dir)
+    final = None
+    if strategy == "lora":
+        if trainer.is_world_process_zero():
+            save_final(trainer.model, tokenizer, Path(training_args.output_dir) / "adapter")
+        final = merge_lora(copy.deepcopy(trainer.model))  # a plain classifier: pipeline() loads it as it is
+    finish_run(trainer, tokenizer, "classifier", metrics, model=final, **{k: v for k, v in result.items() if k != "model_name_or_path"},
+               card={"dataset": script_args.dataset_name, "prompt": "You won a free prize! Reply now to claim"})  # fmt: skip
     return result
 
 
 __all__ = [
-    "METRICS_FILE",
     "ClassifierArguments",
     "ClassifierDataArguments",
-    "ensure_distinct_pad",
     "finetune_classifier",
     "PADDINGS",
     "STRATEGIES",

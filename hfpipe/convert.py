@@ -8,12 +8,10 @@ every parameter, so logits match to float precision.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from .io import save_atomically
 from .models.gpt import GPTConfig, GPTForCausalLM
 
 logger = logging.getLogger(__name__)
@@ -76,6 +74,7 @@ def gpt_config_to_gpt2(config: GPTConfig) -> GPT2Config:
     return GPT2Config(
         vocab_size=config.vocab_size,
         n_positions=config.context_length,
+        n_ctx=config.context_length,  # transformers no longer uses it; llama.cpp's convert_hf_to_gguf.py reads it
         n_embd=config.emb_dim,
         n_layer=config.n_layers,
         n_head=config.n_heads,
@@ -131,35 +130,3 @@ def gpt_to_gpt2(model: GPTForCausalLM) -> GPT2LMHeadModel:
     if config.tie_word_embeddings:
         out.tie_weights()
     return out.to(model.dtype).eval()
-
-
-def convert_checkpoint(source: str, output_dir: str, direction: str = "to_hfpipe") -> Path:
-    """Convert a checkpoint directory or Hub id and save it (with its tokenizer, if any) to ``output_dir``."""
-    from .loading import check_exists, load_model, load_tokenizer, read_config
-
-    if direction not in ("to_hfpipe", "to_gpt2"):
-        raise ValueError(f"direction must be 'to_hfpipe' or 'to_gpt2', got {direction!r}")
-    check_exists(source)
-    model_type = read_config(source).get("model_type")
-    if direction == "to_hfpipe" and model_type != "gpt2":
-        raise ValueError(f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'")
-    if direction == "to_gpt2" and model_type != GPTConfig.model_type:
-        raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
-    model = load_model(source)  # GPT-2 is converted to hfpipe on load
-    if direction == "to_gpt2":
-        model = gpt_to_gpt2(model)
-    try:
-        tokenizer = load_tokenizer(source)
-    except (OSError, ValueError):
-        tokenizer = None
-        logger.warning("no tokenizer found at %s; saving the model alone", source)
-
-    def save(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-
-    path = save_atomically(save, output_dir)
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info("converted %s -> %s (%s, %s parameters)", source, path, direction, f"{n_params:,}")
-    return path

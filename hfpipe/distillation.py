@@ -21,10 +21,11 @@ from torch.nn import functional as F
 from transformers import Trainer, TrainingArguments
 
 from .data import build_lm_datasets
-from .export.compare import compare_speed, count_parameters, format_table, perplexity
+from .evaluation.perplexity import block_perplexity
+from .export.compare import compare_speed, count_parameters, format_table
 from .loading import load_model, load_tokenizer
 from .pretraining import ArchitectureArguments, build_model, collate_blocks
-from .training.callbacks import add_callbacks, standard_callbacks
+from .training.run import finish_run, prepare_output_dir, train_and_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def compare_teacher_student(teacher, student, eval_blocks: torch.Tensor, max_new
     for name, model in (("teacher", teacher), ("student", student)):
         rows[name] = {
             "parameters": count_parameters(model),
-            "perplexity": perplexity(model, eval_blocks),
+            "perplexity": block_perplexity(model, eval_blocks),
             "tokens_per_second": speed[name],
         }
     return rows
@@ -190,6 +191,7 @@ def distill(script_args, model_args, arch_args: ArchitectureArguments, data_args
         teacher_name, f"{count_parameters(teacher):,}", f"{count_parameters(student):,}",
         len(blocks["train"]), len(blocks["validation"]),
     )  # fmt: skip
+    prepare_output_dir(train_args)
     trainer = DistillationTrainer(
         model=student,
         teacher_model=teacher,
@@ -201,11 +203,13 @@ def distill(script_args, model_args, arch_args: ArchitectureArguments, data_args
         data_collator=collate_blocks,
         processing_class=tokenizer,
     )
-    add_callbacks(trainer, standard_callbacks())
-    trainer.train()
-    trainer.save_model(train_args.output_dir)  # the tokenizer too (processing_class)
+    metrics = train_and_evaluate(trainer)
     eval_ids = torch.as_tensor(blocks["validation"]["input_ids"], dtype=torch.long)
     rows = compare_teacher_student(teacher, trainer.model.eval(), eval_ids)
+    for name, row in rows.items():
+        metrics.update({f"{name}_{k}": v for k, v in row.items()})
+    finish_run(trainer, tokenizer, "distill", metrics, teacher=teacher_name,
+               card={"dataset": script_args.dataset_name})  # fmt: skip
     if trainer.is_world_process_zero():
         (Path(train_args.output_dir) / "distillation.md").write_text(format_report(rows) + "\n")
     return trainer, rows

@@ -40,3 +40,8 @@ def fast_bf16_available() -> bool:
     if has_accelerator():
         return False  # MPS/XPU: bf16 support varies; opt in with bf16: true
     return cpu_has_fast_bf16()
+
+
+def launched_on_cpu_only() -> bool:
+    """True for a multi-process launch (``accelerate launch``/torchrun) on a machine with no GPU."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator()

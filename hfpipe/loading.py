@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import inspect
 import json
 import logging
 import os
@@ -34,7 +35,9 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .convert import gpt2_to_gpt
+from .convert import gpt2_to_gpt, gpt_to_gpt2
+from .hub import check_hub_name, looks_local
+from .io import save_atomically, write_file_atomically
 from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
 
 logger = logging.getLogger(__name__)
@@ -46,23 +49,14 @@ ADAPTER_CONFIG = "adapter_config.json"
 _NEW_HEAD_PREFIXES = ("score.",)
 
 
-def looks_local(name_or_path: str | os.PathLike) -> bool:
-    """True for strings that can only mean a local path (Hub ids are ``name`` or ``org/name``)."""
-    s = str(name_or_path)
-    parts = Path(s).expanduser().parts
-    return (
-        s.startswith((".", "/", "~"))
-        or s.count("/") > 1
-        or "\\" in s
-        or Path(s).suffix in (".json", ".safetensors", ".bin", ".txt")
-        or (len(parts) > 1 and Path(parts[0]).is_dir())
-    )
-
-
-def check_exists(name_or_path: str | os.PathLike, what: str = "model") -> None:
-    """Fail at once, naming the path and near matches, when a local-looking path does not exist."""
+def check_exists(name_or_path: str | os.PathLike, what: str = "model", repo_type: str = "model") -> None:
+    """Fail at once, naming the path and near matches, when a local-looking path does not exist; and in
+    seconds when a Hub id is neither cached nor reachable (``hfpipe.hub``)."""
     path = Path(name_or_path).expanduser()
-    if path.exists() or not looks_local(name_or_path):
+    if path.exists():
+        return
+    if not looks_local(name_or_path):
+        check_hub_name(str(name_or_path), what, repo_type)
         return
     parent = path.parent if path.parent.is_dir() else None
     close = difflib.get_close_matches(path.name, [p.name for p in parent.iterdir()], n=1) if parent else []
@@ -93,6 +87,16 @@ def model_context_length(config) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def resolve_max_length(max_length: int | None, context: int | None) -> int | None:
+    """``max_length`` capped at the model's context length (with a log line when it is cut)."""
+    if context is None:
+        return max_length
+    if max_length is None or max_length > context:
+        logger.info("max_length %s exceeds the model's context (%d): using %d", max_length, context, context)
+        return context
+    return max_length
 
 
 def is_adapter(name_or_path: str) -> bool:
@@ -154,8 +158,9 @@ def check_loading_info(model, info: dict, name_or_path: str) -> None:
         )  # fmt: skip
     if new_head:
         logger.info(
-            "%s: new %s initialised (expected for a new task head)", name_or_path, ", ".join(new_head)
-        )
+            "%s has no classification head: starting a new one (%s), which this stage trains",
+            name_or_path, ", ".join(new_head),
+        )  # fmt: skip
 
 
 def _load_gpt2_as_gpt(name_or_path: str, task: str, **kwargs) -> PreTrainedModel:
@@ -166,7 +171,9 @@ def _load_gpt2_as_gpt(name_or_path: str, task: str, **kwargs) -> PreTrainedModel
     config = GPTConfig(**{**causal.config.to_diff_dict(), **kwargs})
     classifier = GPTForSequenceClassification(config)
     classifier.model.load_state_dict(causal.model.state_dict())
-    logger.info("%s: new score head initialised (expected for a new task head)", name_or_path)
+    logger.info(
+        "%s has no classification head: starting a new one (score), which this stage trains", name_or_path
+    )
     return classifier.to(causal.dtype)
 
 
@@ -184,8 +191,11 @@ def load_model(
     check_exists(name_or_path)
     if is_adapter(name_or_path):
         return _load_adapter(name_or_path, task, merge_adapter, **kwargs)
-    model_type = read_config(name_or_path).get("model_type", "")
+    config = read_config(name_or_path)
+    check_head(name_or_path, config.get("architectures") or [], task)
+    model_type = config.get("model_type", "")
     if model_type == GPTConfig.model_type:
+        warn_if_stale_code(name_or_path)
         cls = GPTForCausalLM if task == "causal-lm" else GPTForSequenceClassification
         return _from_pretrained(cls, name_or_path, **kwargs)
     if model_type == "gpt2":
@@ -202,12 +212,66 @@ def load_model(
         raise
 
 
+def check_head(name_or_path: str, architectures: list[str], task: str) -> None:
+    """Refuse a sequence classifier where a language model is needed: its LM head was never trained, so it
+    cannot generate (a causal start for a classifier gets a new head instead, with one log line)."""
+    if (
+        task == "causal-lm"
+        and architectures
+        and all(a.endswith("ForSequenceClassification") for a in architectures)
+    ):
+        raise ValueError(
+            f"{name_or_path} is a sequence classifier ({architectures[0]}): it has no trained language-model head "
+            "and cannot generate; start from a causal checkpoint (a pretraining or SFT output, GPT-2)"
+        )
+
+
+MODEL_CODE_FILES = ("configuration_gpt.py", "modeling_gpt.py")
+
+
+def stale_code_files(model_dir: str | os.PathLike) -> list[str]:
+    """The model code files saved in ``model_dir`` that differ from this hfpipe's (an older or newer hfpipe)."""
+    source = Path(inspect.getfile(GPTForCausalLM)).parent
+    saved = [Path(model_dir) / name for name in MODEL_CODE_FILES]
+    return [p.name for p in saved if p.is_file() and p.read_bytes() != (source / p.name).read_bytes()]
+
+
+def warn_if_stale_code(model_dir: str | os.PathLike) -> None:
+    """One warning when ``model_dir``'s saved model code is another hfpipe's: hfpipe loads it with its own
+    classes, but ``trust_remote_code=True`` without hfpipe runs the saved copy."""
+    stale = stale_code_files(model_dir)
+    if stale:
+        logger.warning(
+            "%s holds the model code of another hfpipe version (%s); it loads here with this hfpipe's, but "
+            "elsewhere trust_remote_code=True runs the saved copy (an hfpipe before 0.2 generates wrong text on "
+            "transformers >= 5.24). Refresh it: hfpipe refresh_code %s",
+            model_dir, ", ".join(stale), model_dir,
+        )  # fmt: skip
+
+
+def refresh_code(model_dir: str | os.PathLike) -> list[str]:
+    """Replace the model code saved in ``model_dir`` with this hfpipe's (weights and config untouched);
+    returns the names of the files it replaced."""
+    if read_config(str(model_dir)).get("model_type") != GPTConfig.model_type:
+        raise ValueError(f"{model_dir} is not an hfpipe GPT directory (model_type {GPTConfig.model_type!r})")
+    source = Path(inspect.getfile(GPTForCausalLM)).parent
+    stale = stale_code_files(model_dir)
+    for name in MODEL_CODE_FILES:
+        if name in stale or not (Path(model_dir) / name).is_file():
+            text = (source / name).read_text()
+            write_file_atomically(lambda tmp, text=text: tmp.write_text(text), Path(model_dir) / name)
+    return stale
+
+
 def _load_adapter(path: str, task: str, merge: bool, **kwargs):
     from peft import PeftConfig, PeftModel
 
-    base_name = PeftConfig.from_pretrained(path).base_model_name_or_path
+    adapter = PeftConfig.from_pretrained(path)
+    base_name = adapter.base_model_name_or_path
     if not base_name:
         raise ValueError(f"adapter {path} does not name its base model (base_model_name_or_path)")
+    if str(adapter.task_type) in ("SEQ_CLS", "TaskType.SEQ_CLS"):
+        check_head(path, ["AdapterForSequenceClassification"], task)
     base = load_model(base_name, task, **kwargs)
     model = PeftModel.from_pretrained(base, path, is_trainable=not merge)
     logger.info("loaded adapter %s on %s%s", path, base_name, " (merged)" if merge else "")
@@ -219,9 +283,9 @@ def load_tokenizer(name_or_path: str | os.PathLike, model_max_length: int | None
 
     A peft adapter directory without tokenizer files gives its base model's tokenizer. Never runs remote code.
     """
+    check_exists(name_or_path, "tokenizer")  # first: a typo fails before the tokenizer code is imported
     from .tokenization import load_gpt2_tokenizer
 
-    check_exists(name_or_path, "tokenizer")
     path = Path(name_or_path).expanduser()
     if path.is_dir() and not any((path / f).is_file() for f in TOKENIZER_FILES):
         if is_adapter(str(path)):
@@ -257,3 +321,33 @@ def load_model_and_tokenizer(
     check_exists(name_or_path)
     tokenizer = load_tokenizer(tokenizer_name_or_path or name_or_path)
     return load_model(name_or_path, task, **kwargs), tokenizer
+
+
+def convert_checkpoint(source: str, output_dir: str, direction: str = "to_hfpipe") -> Path:
+    """Convert a checkpoint directory or Hub id and save it (with its tokenizer, if any) to ``output_dir``."""
+    if direction not in ("to_hfpipe", "to_gpt2"):
+        raise ValueError(f"direction must be 'to_hfpipe' or 'to_gpt2', got {direction!r}")
+    check_exists(source)
+    model_type = read_config(source).get("model_type")
+    if direction == "to_hfpipe" and model_type != "gpt2":
+        raise ValueError(f"{source} is not a GPT-2 checkpoint; direction 'to_hfpipe' needs model_type 'gpt2'")
+    if direction == "to_gpt2" and model_type != GPTConfig.model_type:
+        raise ValueError(f"{source} is not an hfpipe GPT checkpoint; direction 'to_gpt2' needs one")
+    model = load_model(source)  # GPT-2 is converted to hfpipe on load
+    if direction == "to_gpt2":
+        model = gpt_to_gpt2(model)
+    try:
+        tokenizer = load_tokenizer(source)
+    except (OSError, ValueError):
+        tokenizer = None
+        logger.warning("no tokenizer found at %s; saving the model alone", source)
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+    path = save_atomically(save, output_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("converted %s -> %s (%s, %s parameters)", source, path, direction, f"{n_params:,}")
+    return path

@@ -11,6 +11,7 @@ with pretraining defaults).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +22,13 @@ from transformers import IntervalStrategy, SchedulerType, Trainer, TrainingArgum
 from . import hardware
 from .data import build_lm_datasets
 from .data.stdlib_corpus import stdlib_corpus_path
+from .hardware import launched_on_cpu_only
 from .loading import check_exists, load_model, load_tokenizer
 from .models.gpt import GPTConfig, GPTForCausalLM
-from .recipe_args import launched_on_cpu_only
 from .tokenization import tokenizer_for_run
-from .training.callbacks import add_callbacks, generate_sample, standard_callbacks
-from .training.checkpoints import find_resume_checkpoint, prepare_output_dir
-from .training.model_card import write_model_card
+from .training.callbacks import generate_sample, standard_callbacks
+from .training.checkpoints import find_resume_checkpoint
+from .training.run import finish_run, prepare_output_dir, train_and_evaluate
 from .training.throughput import flops_per_token, measure_matmul_peak
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class ArchitectureArguments:
     qkv_bias: bool | None = field(default=None, metadata={"help": "Override the preset's qkv_bias."})
     tie_word_embeddings: bool | None = field(
         default=None, metadata={"help": "Share input and output embeddings."}
+    )
+    activation_function: str | None = field(
+        default=None, metadata={"help": "gelu_pytorch_tanh (the book's) or gelu (exact, nanoGPT's)."}
     )
 
 
@@ -91,10 +95,13 @@ class PretrainConfig(TrainingArguments):
             self.bf16 = hardware.fast_bf16_available()
         if self.bf16 and not hardware.has_accelerator():
             self.use_cpu = True
-        if launched_on_cpu_only() and self.fsdp:
+        # TrainingArguments.fsdp, or an FSDP accelerate config (accelerate launch sets ACCELERATE_USE_FSDP)
+        fsdp = self.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+        if launched_on_cpu_only() and fsdp:
             raise ValueError(
-                "fsdp needs GPUs: accelerate runs FSDP only on GPU-type devices and would silently fall back "
-                "to DDP on this CPU-only machine; drop fsdp/fsdp_config, or launch on GPUs"
+                "fsdp needs GPUs: accelerate selects FSDP only for GPU-type devices and would silently run "
+                "DDP on this CPU-only machine; drop fsdp/fsdp_config (or the FSDP accelerate config), or "
+                "launch on GPUs"
             )
         super().__post_init__()
 
@@ -107,6 +114,7 @@ _OVERRIDES = (
     "drop_rate",
     "qkv_bias",
     "tie_word_embeddings",
+    "activation_function",
 )
 
 
@@ -203,7 +211,8 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
         tokenizer = get_tokenizer(tok_args, model_args, script_args, data_args, out)
     model = build_model(model_args, arch_args, tokenizer)
     tokenizer.model_max_length = model.config.context_length
-    resume = find_resume_checkpoint(out, model.config, is_main_process=train_args.process_index == 0)
+    # early: another model's checkpoint in output_dir fails before the data is prepared
+    find_resume_checkpoint(out, model.config, is_main_process=train_args.process_index == 0)
 
     with train_args.main_process_first(desc="dataset preparation"):
         lm_datasets = build_lm_datasets(
@@ -246,35 +255,12 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
         processing_class=tokenizer,
         data_collator=collate_blocks,
     )
-    add_callbacks(trainer, callbacks)
-    if resume is not None:
-        logger.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    metrics = dict(result.metrics)
-    last_eval = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
-    if last_eval is not None and last_eval["step"] == trainer.state.global_step:
-        metrics.update({k: v for k, v in last_eval.items() if k.startswith("eval_")})  # no second evaluation
-    elif eval_set is not None and train_args.eval_strategy != "no":
-        metrics.update(trainer.evaluate())
-
-    trainer.save_model(str(out))  # model + tokenizer + modeling code (auto_map)
+    metrics = train_and_evaluate(trainer, callbacks)
     sample = generate_sample(
         model, tokenizer, train_args.sample_prompt, train_args.sample_max_new_tokens,
         train_args.sample_temperature, seed=train_args.seed,
     )  # fmt: skip
-    if trainer.is_world_process_zero():
-        trainer.save_metrics("all", metrics)
-        write_model_card(
-            out,
-            model,
-            dataset=data_args.packed_dataset_path or script_args.dataset_name,
-            tokens_seen=trainer.state.global_step * tokens_per_step,
-            steps=trainer.state.global_step,
-            metrics=metrics,
-            prompt=train_args.sample_prompt,
-            sample=sample,
-            repo=train_args.hub_model_id,
-        )
-    if train_args.push_to_hub:
-        trainer.push_to_hub(commit_message="hfpipe pretraining: final model")
+    dataset = data_args.packed_dataset_path or script_args.dataset_name
+    finish_run(trainer, tokenizer, "pretrain", metrics, dataset=dataset,
+               card={"dataset": dataset, "prompt": train_args.sample_prompt, "sample": sample})  # fmt: skip
     return trainer, metrics, sample

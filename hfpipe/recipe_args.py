@@ -28,6 +28,8 @@ from transformers import TrainingArguments
 from trl import TrlParser
 
 from . import hardware
+from .compat import quiet_known_deprecations, training_key_translations
+from .hardware import launched_on_cpu_only
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +68,6 @@ def _check_yaml(path: str, known: set[str]) -> dict:
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"unknown key(s) in {path}: {', '.join(hints)}; remove them or fix their names")
     return data
-
-
-def launched_on_cpu_only() -> bool:
-    """True for a multi-process launch (``accelerate launch``/torchrun) on a machine with no GPU."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not hardware.has_accelerator()
 
 
 def check_precision(bf16: bool | None, fp16: bool | None) -> None:
@@ -149,6 +146,31 @@ class RecipeParser(TrlParser):
         return super().parse_args_into_dataclasses(args=args, **kwargs)
 
 
+def _translate_yaml(data: dict, translations: dict) -> dict:
+    out = {}
+    for key, value in data.items():
+        out.update(translations[key](value) if key in translations else {key: value})
+    return out
+
+
+def _translate_cli(args: list[str], translations: dict) -> list[str]:
+    """``--old value`` / ``--old=value`` flags of renamed keys, written with this release's names."""
+    out, i = [], 0
+    while i < len(args):
+        flag = args[i]
+        name, has_value, value = flag[2:].partition("=") if flag.startswith("--") else ("", "", "")
+        if name in translations:
+            if not has_value:
+                i += 1
+                value = args[i] if i < len(args) else ""
+            for new_key, new_value in translations[name](value).items():
+                out += [f"--{new_key}", str(new_value)]
+        else:
+            out.append(flag)
+        i += 1
+    return out
+
+
 def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | None = None):
     """Parse ``--config file.yaml`` plus CLI overrides into one instance per dataclass type."""
     if launched_on_cpu_only():
@@ -158,15 +180,24 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     types = list(dataclass_types)
     training = [t for t in types if issubclass(t, TrainingArguments)]
     extra = [RunArguments] if training and RunArguments not in types else []
+    quiet_known_deprecations()
+    known = _known_keys(types + extra)
+    translations = training_key_translations(known)
     yaml_data = {}
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
             raise ConfigError("--config needs a path to a YAML file")
-        yaml_data = _check_yaml(args[i + 1], _known_keys(types + extra))
+        yaml_data = _check_yaml(args[i + 1], known | set(translations))
+        args = args[:i] + args[i + 2 :]
+    yaml_data = _translate_yaml(yaml_data, translations)
+    args = _translate_cli(args, translations)
+    for key, value in (yaml_data.pop("env", None) or {}).items():  # trl's `env:` block
+        os.environ[key] = str(value)
     parser = RecipeParser(types + extra)
     parser.explicit_keys = [*yaml_data, *_cli_keys(args)]
-    parsed = parser.parse_args_and_config(args)
+    parser.set_defaults_with_config(**yaml_data)
+    parsed = parser.parse_args_into_dataclasses(args=args)
     if extra:
         run_args, parsed = parsed[-1], parsed[:-1]
         for obj in parsed:

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerFast
 
 from hfpipe.data import DataArguments, corpus_fingerprint, load_clean_split
 from hfpipe.io import save_atomically
+from hfpipe.loading import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -193,20 +194,6 @@ def load_gpt2_tokenizer(
         tok.add_special_tokens({"pad_token": pad_token})
     if tok.chat_template is None:
         tok.chat_template = CHAT_TEMPLATE
-    return tok
-
-
-def load_tokenizer(
-    name_or_path: str | os.PathLike, model_max_length: int | None = None
-) -> PreTrainedTokenizerFast:
-    """Load a saved tokenizer directory, a GPT-2 vocab/merges directory or a Hub id."""
-    path = Path(name_or_path)
-    if path.is_dir() and (path / "tokenizer.json").is_file():
-        tok = AutoTokenizer.from_pretrained(str(path))
-    else:
-        tok = load_gpt2_tokenizer(name_or_path, model_max_length=model_max_length or 1024)
-    if model_max_length is not None:
-        tok.model_max_length = model_max_length
     return tok
 
 

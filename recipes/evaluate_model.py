@@ -1,31 +1,7 @@
-"""Evaluate one or many checkpoints and write one table: perplexity, bits per byte, lm-eval tasks, LLM judge.
+"""Evaluate one or many checkpoints and write one table: perplexity, bits per byte, lm-eval tasks, LLM judge: ``hfpipe evaluate`` as a script (settings: ``--help``; the code: ``hfpipe/cli/evaluate_model.py``)."""
 
-python recipes/evaluate_model.py --config recipes/configs/evaluate.yaml \
-    --model_name_or_path outputs/quickstart outputs/sft --output_dir outputs/eval
-"""
-
-import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
-
-# isort: split
-
-
-from trl import ScriptArguments
-
-from hfpipe.evaluation.run import EvaluationArguments, evaluate_checkpoints
-from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
-
-ARGUMENTS = (EvaluationArguments, ScriptArguments)
-
-
-def main(args: list[str] | None = None):
-    """Run the evaluation; returns the paths of the table files."""
-    setup_logging()
-    eval_args, script_args = parse_recipe_args(ARGUMENTS, args)
-    paths = evaluate_checkpoints(eval_args, script_args)
-    print(paths["markdown"].read_text(encoding="utf-8"))
-    print("table: " + ", ".join(str(p) for p in paths.values()))
-    return paths
-
+from hfpipe.cli.evaluate_model import ARGUMENTS, main  # noqa: F401  (tests and benchmarks import them from here)
+from hfpipe.recipe_args import run_recipe
 
 if __name__ == "__main__":
     run_recipe(main)

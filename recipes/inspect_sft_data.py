@@ -1,35 +1,7 @@
-"""The loss-mask viewer: N examples exactly as recipes/sft.py will train on them, trained tokens highlighted.
+"""The loss-mask viewer: N examples exactly as recipes/sft.py will train on them, trained tokens highlighted: ``hfpipe inspect_sft_data`` as a script (settings: ``--help``; the code: ``hfpipe/cli/inspect_sft_data.py``)."""
 
-    python recipes/inspect_sft_data.py --config recipes/configs/sft_alpaca.yaml \\
-        --model_name_or_path outputs/quickstart --dataset_name instruction-data.json --num_examples 3
-
-Takes the same config and keys as recipes/sft.py; prints the share of tokens trained, examples truncated
-by max_length and examples dropped (no trained token left, empty response, ...).
-"""
-
-from __future__ import annotations
-
-import hfpipe  # noqa: F401  (first: it quiets optional libraries' import-time warnings)
-
-# isort: split
-
-from trl import ModelConfig, ScriptArguments, SFTConfig
-
-from hfpipe.recipe_args import parse_recipe_args, run_recipe, setup_logging
-from hfpipe.sft.data import SFTArguments
-from hfpipe.sft.inspect import InspectArguments, inspect_sft_data
-
-ARGUMENTS = (ScriptArguments, SFTConfig, ModelConfig, SFTArguments, InspectArguments)
-
-
-def main(args: list[str] | None = None) -> str:
-    """Print (and return) the loss-mask report."""
-    parsed = parse_recipe_args(ARGUMENTS, args)
-    setup_logging(main_process=False)
-    report = inspect_sft_data(*parsed)
-    print(report)
-    return report
-
+from hfpipe.cli.inspect_sft_data import ARGUMENTS, main  # noqa: F401  (tests and benchmarks import them from here)
+from hfpipe.recipe_args import run_recipe
 
 if __name__ == "__main__":
     run_recipe(main)

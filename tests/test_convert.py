@@ -8,17 +8,13 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5Model
 
 from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
-from hfpipe.convert import (
-    convert_checkpoint,
-    gpt2_to_gpt,
-    gpt_config_to_gpt2,
-    gpt_to_gpt2,
-    save_atomically,
-)
-from hfpipe.loading import load_model
+from hfpipe.convert import gpt2_to_gpt, gpt_config_to_gpt2, gpt_to_gpt2
+from hfpipe.io import save_atomically
+from hfpipe.loading import convert_checkpoint, load_model
 
 
 def n_params(model) -> int:
+    model.tie_weights()  # on the meta device transformers 5.0-5.2 leave it to from_pretrained
     return sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
 
 

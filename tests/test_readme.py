@@ -123,3 +123,34 @@ def test_recipe_command_uses_known_settings(command, tmp_path, monkeypatch):
         sys.path.remove(str(REPO / "recipes"))
     args = [str(REPO / w) if w.startswith("recipes/configs/") else w for w in words[at + 1 :]]
     parse_recipe_args(recipe.ARGUMENTS, args)
+
+
+HFPIPE_COMMANDS = [c for c in COMMANDS if re.match(r"(accelerate launch .*?-m )?hfpipe \w+", c)]
+
+
+@pytest.mark.parametrize("command", HFPIPE_COMMANDS, ids=lambda c: c[:70])
+def test_hfpipe_command_uses_known_settings(command, tmp_path, monkeypatch):
+    """``hfpipe <command> ...`` (and under ``accelerate launch -m``): its settings parse; a pipeline plans."""
+    from hfpipe.cli import COMMANDS as CLI
+    from hfpipe.pipeline import load_pipeline, plan
+
+    monkeypatch.chdir(tmp_path)
+    words = shlex.split(command.split("  #")[0])
+    at = words.index("hfpipe")
+    name = words[at + 1]
+    args = [str(REPO / w) if w.startswith("recipes/configs/") else w for w in words[at + 2 :]]
+    module = importlib.import_module(f"hfpipe.cli.{CLI[name][0]}")
+    if name == "pipeline":
+        known, overrides = module.parse(args)
+        assert plan(load_pipeline(known.config, overrides))
+    elif name == "refresh_code":
+        parse_recipe_args(module.ARGUMENTS, ["--model_dirs", *args])
+    else:
+        parse_recipe_args(module.ARGUMENTS, args)
+
+
+def test_readme_names_every_command():
+    from hfpipe.cli import COMMANDS as CLI
+
+    missing = [name for name in CLI if f"`{name}`" not in README and f"hfpipe {name}" not in README]
+    assert not missing, f"commands the README does not name: {missing}"

@@ -1,4 +1,4 @@
-"""Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack."""
+"""Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack, token shards."""
 
 from hfpipe.data.args import DataArguments, SplitArguments
 from hfpipe.data.cleaning import CleaningStep, clean_dataset, format_report, normalize_text
@@ -11,16 +11,20 @@ from hfpipe.data.prepare import (
     pack_corpus,
     resolve_block_size,
     save_packed_dataset,
+    save_token_shards,
     split_by_position,
     split_dataset,
 )
+from hfpipe.data.shards import ShardWriter, TokenShardDataset, write_token_shards
 from hfpipe.data.sources import load_text_dataset
 
 __all__ = [
     "FEATURES",
     "CleaningStep",
     "DataArguments",
+    "ShardWriter",
     "SplitArguments",
+    "TokenShardDataset",
     "build_lm_datasets",
     "clean_dataset",
     "corpus_fingerprint",
@@ -34,7 +38,9 @@ __all__ = [
     "pack_ids",
     "resolve_block_size",
     "save_packed_dataset",
+    "save_token_shards",
     "split_by_position",
     "split_dataset",
     "tokenize_and_pack",
+    "write_token_shards",
 ]

@@ -6,6 +6,7 @@ trl's ``ScriptArguments``, so one parser holds both with no duplicate option and
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 
@@ -14,7 +15,7 @@ class SplitArguments:
     """How data without a split is divided: validation and test shares, the rest trains."""
 
     validation_size: float = field(
-        default=0.1, metadata={"help": "Share of documents or records held out for validation (0.1 = 10 %)."}
+        default=0.1, metadata={"help": "Share of documents or records held out for validation (0.1 = 10 percent)."}
     )
     test_size: float = field(
         default=0.0,
@@ -58,7 +59,10 @@ class DataArguments(SplitArguments):
         default=None,
         metadata={"help": "Step between blocks: < block_size overlaps, None = block_size (disjoint)."},
     )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for map()."})
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={"help": "Processes per step; None = the cores available (fewer for small data)."},
+    )
     normalize: str | None = field(default="NFC", metadata={"help": "Unicode normal form, or None to skip."})
     min_chars: int = field(
         default=1, metadata={"help": "Drop documents shorter than this (after normalizing)."}
@@ -79,3 +83,56 @@ class DataArguments(SplitArguments):
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Keep at most this many validation blocks."}
     )
+    shard_tokens: int = field(
+        default=100_000_000,
+        metadata={"help": "Tokens per token-shard file written by recipes/prepare_data.py (whole blocks)."},
+    )
+    verify_checksums: bool = field(
+        default=True,
+        metadata={"help": "Check each token shard's xxh3 checksum at load (sizes are always checked)."},
+    )
+    # ---- engine: datatrove (hfpipe/data/datatrove_engine.py; pip install "hfpipe[datatrove]") ----
+    engine: str = field(
+        default="builtin",
+        metadata={"help": "Cleaning engine: 'builtin' (datasets) or 'datatrove' (its pipelines, on disk)."},
+    )
+    executor: str = field(default="local", metadata={"help": "datatrove executor: local, slurm or ray."})
+    tasks: int | None = field(
+        default=None, metadata={"help": "datatrove tasks (slices of the corpus); None = the cores here."}
+    )
+    workers: int | None = field(
+        default=None, metadata={"help": "datatrove tasks running at once; None = all of them."}
+    )
+    quality_filters: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "datatrove filters, in order: gopher_repetition, gopher_quality, c4, fineweb, c4_badwords."
+        },
+    )
+    c4_badwords_file: str | None = field(
+        default=None, metadata={"help": "Local copy of C4's English bad-words list (for c4_badwords)."}
+    )
+    datatrove_work_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "datatrove's stage files and logs (shared by all nodes); None = the datasets cache."
+        },
+    )
+    executor_options: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Settings of the datatrove executor, e.g. {partition: cpu, time: '10:00:00'} (slurm)."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.engine not in ("builtin", "datatrove"):
+            raise ValueError(f"engine={self.engine!r}; use 'builtin' or 'datatrove'")
+        if isinstance(self.executor_options, str):  # JSON on the command line
+            try:
+                self.executor_options = json.loads(self.executor_options)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f'executor_options={self.executor_options!r} is not JSON; e.g. \'{{"partition": "cpu"}}\''
+                ) from None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import codecs
 import glob
+import json
 import logging
 import os
 from pathlib import Path
 
 import datasets
 from datasets import Dataset, IterableDataset, load_dataset
+
+from hfpipe.hub import check_hub_name, looks_local
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +57,37 @@ def resolve_files(source: str) -> list[str] | None:
         return files
     if os.path.isfile(source):
         return [source]
-    if file_suffix(source) in BUILDERS or source.startswith((".", "/", "~")) or source.endswith("/"):
+    if file_suffix(source) in BUILDERS or looks_local(source) or source.endswith("/"):
         raise FileNotFoundError(
             f"data file {source!r} does not exist; check the path (relative to {os.getcwd()})"
         )
-    return None  # a Hub dataset id
+    check_hub_name(source, "dataset", "dataset")  # a Hub dataset id: cached, or the Hub must answer
+    return None
+
+
+def _format(path: str) -> str | None:
+    suffix = file_suffix(path)
+    return "tsv" if suffix == ".tsv" else BUILDERS.get(suffix)  # csv and tsv differ in their separator
+
+
+def check_one_format(source: str, files: list[str]) -> None:
+    """ValueError naming the odd files when ``files`` are not all one readable format (text, json, csv, tsv
+    or parquet)."""
+    groups: dict[str | None, list[str]] = {}
+    for f in files:
+        groups.setdefault(_format(f), []).append(f)
+    if len(groups) == 1 and None not in groups:
+        return
+    main = max((k for k in groups if k is not None), key=lambda k: len(groups[k]), default=None)
+    odd = [f for k, fs in groups.items() if k != main for f in fs]
+    names = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+    kind = f"{len(groups[main])} {main} file(s)" if main else "no readable file"
+    suffix = file_suffix(groups[main][0]) if main else ".txt"
+    example = os.path.join(source if os.path.isdir(source) else "corpus", "**", f"*{suffix}")
+    raise ValueError(
+        f"{source!r} mixes formats: {kind}, and {len(odd)} other(s): {names}; keep one format per source: move "
+        f"the odd files out, or pick one format with a glob such as {example!r}"
+    )
 
 
 def check_utf8(path: str, chunk_size: int = 16 << 20) -> None:
@@ -102,13 +131,8 @@ def load_raw_dataset(
     files = resolve_files(str(source))
     if files is None:
         return load_dataset(source, config_name, split=split, streaming=streaming)
-    kinds = {BUILDERS.get(file_suffix(f)) for f in files}
-    if None in kinds or len(kinds) > 1:
-        raise ValueError(
-            f"{source!r} mixes file types or has unsupported ones ({sorted({file_suffix(f) for f in files})}); "
-            f"use one of {sorted(set(BUILDERS))} per source"
-        )
-    builder = kinds.pop()
+    check_one_format(source, files)
+    builder = BUILDERS[file_suffix(files[0])]
     kwargs = {}
     if builder == "text":
         if sample_by not in ("document", "paragraph", "line"):
@@ -127,7 +151,33 @@ def load_raw_dataset(
         raise ValueError(
             f"{source!r}: the corpus is empty (every file has 0 bytes); point at files with text"
         )
-    return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+    try:
+        return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+    except (datasets.exceptions.DatasetGenerationError, ValueError):
+        if builder == "json":
+            check_json_files(files)
+        raise
+
+
+def check_json_files(files: list[str]) -> None:
+    """Raise a ValueError naming the file and where its JSON breaks, or saying it holds no records."""
+    for path in files:
+        if path.endswith(COMPRESSIONS):
+            continue
+        text = Path(path).read_text(encoding="utf-8")
+        lines = text.splitlines() if file_suffix(path) == ".jsonl" else [text]
+        records = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                where = f"line {number}" if len(lines) > 1 else f"line {err.lineno}, column {err.colno}"
+                raise ValueError(f"{path} is not valid JSON at {where}: {err.msg}; fix the file") from None
+            records += len(value) if isinstance(value, list) else 1
+        if records == 0:
+            raise ValueError(f"{path} holds no records; give it a list of objects (or one object per line)")
 
 
 def load_text_dataset(

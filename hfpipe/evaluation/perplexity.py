@@ -192,3 +192,17 @@ def evaluate_perplexity(
     if result.skipped_documents:
         logger.warning("skipped %d documents shorter than one token", result.skipped_documents)
     return result
+
+
+def block_perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
+    """exp(mean next-token loss) of ``model`` over ``blocks`` (a ``(n, block_size)`` tensor of token ids), each
+    block scored alone from its second token on: the disjoint windows of :func:`evaluate_perplexity`."""
+    was_training = model.training
+    model.eval()
+    keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+    windows = [(row.tolist(), blocks.shape[1] - 1) for row in blocks]
+    try:
+        nll = sum(_score_batch(model, windows[i : i + batch_size], 0, keep_logits) for i in range(0, len(windows), batch_size))
+    finally:
+        model.train(was_training)
+    return math.exp(nll / (len(windows) * (blocks.shape[1] - 1)))

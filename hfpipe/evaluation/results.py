@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from hfpipe.io import write_file_atomically, write_json_atomically
+from hfpipe.io import write_json_atomically
 
 RESULTS_FILE = "results.json"
 TABLE_FILES = {"markdown": "table.md", "json": "table.json", "png": "table.png"}
@@ -84,27 +84,17 @@ def results_markdown(rows: list[dict], columns: list[str]) -> str:
 
 def plot_results(rows: list[dict], columns: list[str], path: str | os.PathLike) -> Path:
     """A bar chart per metric, one bar per checkpoint."""
-    import matplotlib
+    from hfpipe.training.plot import panels, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_cols = min(3, len(columns))
-    n_rows = math.ceil(len(columns) / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4 * n_cols, 3 * n_rows), squeeze=False)
+    fig, axes = panels(len(columns))
     stages = [r["stage"] for r in rows]
-    for ax, column in zip(axes.flat, columns):
+    for ax, column in zip(axes, columns):
         values = [r["metrics"].get(column, float("nan")) for r in rows]
         ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
         ax.set_xticks(range(len(rows)), stages, rotation=20, ha="right", fontsize=8)
         ax.set_title(column, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(columns) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    path = write_file_atomically(lambda tmp: fig.savefig(tmp, dpi=110), path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -42,21 +41,6 @@ def text_blocks(tokenizer, text: str, block_size: int, max_blocks: int | None = 
             f"held-out text has {len(ids)} tokens, fewer than one block of {block_size}; give more text"
         )
     return torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
-
-
-@torch.no_grad()
-def perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
-    """exp(mean next-token loss) of ``model`` over ``blocks`` (a ``(n, block_size)`` tensor of ids)."""
-    model.eval()
-    device = next(model.parameters()).device
-    total_loss, total_tokens = 0.0, 0
-    for start in range(0, len(blocks), batch_size):
-        batch = blocks[start : start + batch_size].to(device)
-        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
-        n = batch.numel() - batch.shape[0]  # each block predicts all but its first token
-        total_loss += loss.float().item() * n
-        total_tokens += n
-    return math.exp(total_loss / total_tokens)
 
 
 @torch.no_grad()

@@ -135,7 +135,8 @@ def compare_with_original(
 ) -> dict:
     """Size on disk, perplexity on ``heldout_text`` (if given) and greedy tokens/s of the original model and
     its int8 copy; returns ``{"original": {...}, "int8": {...}}``."""
-    from .compare import compare_speed, directory_size, perplexity, text_blocks
+    from ..evaluation.perplexity import block_perplexity
+    from .compare import compare_speed, directory_size, text_blocks
 
     tokenizer = load_tokenizer(quantized_dir)
     models = {
@@ -150,7 +151,7 @@ def compare_with_original(
     if heldout_text:
         blocks = text_blocks(tokenizer, heldout_text, min(context, 256), max_eval_blocks)
         for name, model in models.items():
-            rows[name]["perplexity"] = perplexity(model, blocks)
+            rows[name]["perplexity"] = block_perplexity(model, blocks)
     prompt = tokenizer("The", return_tensors="pt")["input_ids"][:, :8]
     if prompt.numel() == 0:
         prompt = torch.tensor([[tokenizer.eos_token_id or 0]])

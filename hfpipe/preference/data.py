@@ -19,9 +19,13 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
+from hfpipe.data.instructions import (
+    InstructionSplitArguments,
+    format_alpaca_prompt,
+    keep_and_count,
+    split_records,
+)
 from hfpipe.data.sources import load_raw_dataset
-from hfpipe.sft.data import InstructionSplitArguments, split_records
-from hfpipe.sft.formats import format_alpaca_prompt, keep_and_count
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def load_pairs(
 
 
 def split_pairs(pairs: list[dict], args: PreferenceDataArguments) -> dict[str, list[dict]]:
-    """train/test/validation exactly as SFT splits (``hfpipe.sft.data.split_records``)."""
+    """train/test/validation exactly as SFT splits (``hfpipe.data.instructions.split_records``)."""
     return split_records(pairs, args.test_size, args.validation_size, args.split_seed)
 
 

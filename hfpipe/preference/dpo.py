@@ -13,6 +13,7 @@ Re-running with the same ``output_dir`` resumes from its last complete checkpoin
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import warnings
@@ -21,23 +22,14 @@ from pathlib import Path
 
 from trl import DPOTrainer
 
+from hfpipe.evaluation.answers import generate_answers, save_answers
+from hfpipe.evaluation.results import RESULTS_FILE
 from hfpipe.loading import load_tokenizer
-from hfpipe.lora import merge_lora
-from hfpipe.sft.answers import generate_answers, save_answers
-from hfpipe.sft.train import SUMMARY_FILE, peft_config_for
+from hfpipe.lora import build_lora_config, merge_lora
 from hfpipe.tokenization import CHAT_TEMPLATE
-from hfpipe.training.callbacks import standard_callbacks
-from hfpipe.training.checkpoints import prepare_output_dir
+from hfpipe.training.run import finish_run, prepare_output_dir, save_final, train_and_evaluate
 
-from .common import (
-    cap_max_length,
-    final_model,
-    last_eval,
-    load_start,
-    resume_point,
-    save_final,
-    write_run_results,
-)
+from .common import cap_max_length, final_model, load_preference_start
 from .data import load_split_pairs, to_dataset
 
 logger = logging.getLogger(__name__)
@@ -59,8 +51,10 @@ class DPOArguments:
 
 
 def looks_instruction_tuned(name_or_path: str) -> bool:
-    """True for an hfpipe SFT output, a tokenizer with a chat template of its own, or an instruct/chat name."""
-    if (Path(str(name_or_path)) / SUMMARY_FILE).is_file():
+    """True for an hfpipe SFT (or later) output, a tokenizer with a chat template of its own, or an instruct/chat
+    name."""
+    results = Path(str(name_or_path)) / RESULTS_FILE
+    if results.is_file() and json.loads(results.read_text()).get("stage") in ("sft", "dpo", "rl"):
         return True
     template = load_tokenizer(name_or_path).chat_template
     if template and template != CHAT_TEMPLATE:  # CHAT_TEMPLATE: what hfpipe pretraining saves
@@ -69,7 +63,7 @@ def looks_instruction_tuned(name_or_path: str) -> bool:
 
 
 def answer_records(pairs: list[dict]) -> list[dict]:
-    """Test pairs as the records ``hfpipe.sft.answers.generate_answers`` answers (the chosen answer as reference)."""
+    """Test pairs as the records ``hfpipe.evaluation.answers.generate_answers`` answers (the chosen answer as reference)."""
     records = []
     for p in pairs:
         if isinstance(p["chosen"], list):
@@ -119,12 +113,12 @@ def run_dpo(script_args, training_args, model_args, data_args, dpo_args) -> DPOR
     )
     if not looks_instruction_tuned(model_args.model_name_or_path):
         message = (
-            f"{model_args.model_name_or_path} does not look instruction-tuned (no sft_summary.json, no chat template "
+            f"{model_args.model_name_or_path} does not look instruction-tuned (no SFT results.json, no chat template "
             "of its own): DPO refines an SFT model; run recipes/sft.py first for useful answers"
         )
         logger.warning(message)
         warnings.warn(message, stacklevel=2)
-    model, tokenizer = load_start(model_args, "causal-lm", fmt)
+    model, tokenizer = load_preference_start(model_args, "causal-lm", fmt)
     cap_max_length(training_args, model)
     logger.info(
         "pairs (%s): %d train, %d test, %d validation; dropped %s", fmt,
@@ -140,7 +134,7 @@ def run_dpo(script_args, training_args, model_args, data_args, dpo_args) -> DPOR
     batch = training_args.per_device_eval_batch_size
     before = generate_answers(model, tokenizer, records, max_new, batch) if records else []
 
-    peft_config = peft_config_for(model, model_args)
+    peft_config = build_lora_config(model_args, "CAUSAL_LM", model) if model_args.use_peft else None
     # Without LoRA the reference is a frozen copy, taken before trl patches the policy's forward.
     ref_model = None if peft_config else copy.deepcopy(model).eval().requires_grad_(False)
     prepare_output_dir(training_args)
@@ -152,17 +146,12 @@ def run_dpo(script_args, training_args, model_args, data_args, dpo_args) -> DPOR
         eval_dataset=to_dataset(splits["validation"]) if training_args.eval_strategy != "no" else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=standard_callbacks(),
     )
     test_ds = to_dataset(test) if test else None
     metrics = {}
     if test_ds is not None:
         metrics.update({f"{k}_before": v for k, v in evaluate_rewards(trainer, test_ds).items()})
-    metrics.update(trainer.train(resume_from_checkpoint=resume_point(training_args, trainer.model)).metrics)
-    validation = last_eval(trainer)
-    metrics.update(
-        {f"eval_{k}": validation[f"eval_{k}"] for k in ("loss", *REWARD_KEYS) if f"eval_{k}" in validation}
-    )
+    metrics.update(train_and_evaluate(trainer))
     if test_ds is not None:
         metrics.update(evaluate_rewards(trainer, test_ds))
         metrics["test_pairs"] = len(test)
@@ -177,13 +166,12 @@ def run_dpo(script_args, training_args, model_args, data_args, dpo_args) -> DPOR
             save_answers(result.answers, out / ANSWERS_FILE)
             n = len(result.answers)
             metrics["eos_share_before"] = sum(a["before_ended_with_eos"] for a in result.answers) / n
-            metrics["eos_share_after"] = sum(a["after_ended_with_eos"] for a in result.answers) / n
-
-        final = final_model(trainer.model, model_args.model_name_or_path)  # the model, or the LoRA adapter
-        save_final(final, tokenizer, out)
-        if dpo_args.save_merged and peft_config:
-            save_final(merge_lora(copy.deepcopy(trainer.model)), tokenizer, out / "merged")
-        write_run_results(out, metrics, stage="dpo", dropped=dict(dropped))
+            metrics["eos_share"] = sum(a["after_ended_with_eos"] for a in result.answers) / n
+    final = final_model(trainer.model, model_args.model_name_or_path)  # the model, or the LoRA adapter
+    finish_run(trainer, tokenizer, "dpo", metrics, model=final, dropped=dict(dropped),
+               card={"dataset": script_args.dataset_name, "prompt": "Give three tips for staying healthy."})  # fmt: skip
+    if trainer.is_world_process_zero() and dpo_args.save_merged and peft_config:
+        save_final(merge_lora(copy.deepcopy(trainer.model)), tokenizer, out / "merged")
     return result
 
 

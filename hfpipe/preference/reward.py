@@ -22,10 +22,9 @@ from trl import RewardTrainer
 
 from hfpipe.loading import is_adapter, load_model, load_tokenizer, model_context_length, read_config
 from hfpipe.lora import apply_lora, merge_lora
-from hfpipe.training.callbacks import standard_callbacks
-from hfpipe.training.checkpoints import prepare_output_dir
+from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate
 
-from .common import cap_max_length, last_eval, load_start, resume_point, save_final, write_run_results
+from .common import cap_max_length, load_preference_start
 from .data import load_split_pairs, to_dataset
 
 logger = logging.getLogger(__name__)
@@ -111,7 +110,8 @@ def run_reward_model(script_args, training_args, model_args, data_args) -> Rewar
         script_args.dataset_name, data_args, script_args.dataset_config, script_args.dataset_train_split
     )
     check_reward_head(model_args.model_name_or_path or "")
-    model, tokenizer = load_start(
+    torch.manual_seed(training_args.seed)  # the new score head follows `seed`, as in trl's RewardTrainer
+    model, tokenizer = load_preference_start(
         model_args, "sequence-classification", fmt,
         num_labels=1, id2label={0: REWARD_LABEL}, label2id={REWARD_LABEL: 0},
     )  # fmt: skip
@@ -132,7 +132,6 @@ def run_reward_model(script_args, training_args, model_args, data_args) -> Rewar
         train_dataset=to_dataset(splits["train"]),
         eval_dataset=to_dataset(splits["validation"]) if training_args.eval_strategy != "no" else None,
         processing_class=tokenizer,
-        callbacks=standard_callbacks(),
     )
     held_out = splits["test"] or splits["validation"]
     metrics = {}
@@ -140,8 +139,7 @@ def run_reward_model(script_args, training_args, model_args, data_args) -> Rewar
         metrics.update(
             {f"test_{k}_before": v for k, v in evaluate_pairs(trainer.model, tokenizer, held_out).items()}
         )
-    metrics.update(trainer.train(resume_from_checkpoint=resume_point(training_args, trainer.model)).metrics)
-    metrics.update({k: v for k, v in last_eval(trainer).items() if k.startswith("eval_")})
+    metrics.update(train_and_evaluate(trainer))
     if held_out:
         metrics.update(
             {f"test_{k}": v for k, v in evaluate_pairs(trainer.model, tokenizer, held_out).items()}
@@ -150,10 +148,10 @@ def run_reward_model(script_args, training_args, model_args, data_args) -> Rewar
     metrics["dropped_pairs"] = sum(dropped.values())
 
     out = Path(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        final = merge_lora(copy.deepcopy(trainer.model)) if model_args.use_peft else trainer.model
-        save_final(final, tokenizer, out)  # a plain classifier: pipeline() and RL load it as it is
-        write_run_results(out, metrics, stage="reward_model", dropped=dict(dropped))
+    # a plain classifier: pipeline() and RL load it as it is
+    final = merge_lora(copy.deepcopy(trainer.model)) if model_args.use_peft else None
+    finish_run(trainer, tokenizer, "reward_model", metrics, model=final, dropped=dict(dropped),
+               card={"dataset": script_args.dataset_name, "prompt": "The answer is correct and concise."})  # fmt: skip
     return RewardResult(trainer, metrics, out, dict(dropped))
 
 

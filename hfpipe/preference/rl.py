@@ -23,15 +23,13 @@ from pathlib import Path
 from datasets import Dataset
 from trl import GRPOTrainer
 
+from hfpipe.data.instructions import format_alpaca_prompt, split_records
 from hfpipe.data.sources import load_raw_dataset
 from hfpipe.loading import model_context_length
-from hfpipe.sft.data import split_records
-from hfpipe.sft.formats import format_alpaca_prompt
-from hfpipe.sft.train import peft_config_for
-from hfpipe.training.callbacks import standard_callbacks
-from hfpipe.training.checkpoints import prepare_output_dir
+from hfpipe.lora import build_lora_config
+from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate
 
-from .common import final_model, load_start, resume_point, save_final, write_run_results
+from .common import final_model, load_preference_start
 from .reward import RewardModelReward
 
 logger = logging.getLogger(__name__)
@@ -227,7 +225,7 @@ def run_rl(script_args, training_args, model_args, data_args, rl_args, extra_rew
     prompts, fmt = load_prompts(
         script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split
     )
-    model, tokenizer = load_start(model_args, "causal-lm", fmt if fmt == "alpaca" else "text")
+    model, tokenizer = load_preference_start(model_args, "causal-lm", fmt if fmt == "alpaca" else "text")
     rewards = build_rewards(rl_args, tokenizer) + list(extra_rewards)
     context = model_context_length(model.config) or tokenizer.model_max_length
     train = split_records(prompts, data_args.test_size, data_args.validation_size, data_args.split_seed)[
@@ -244,19 +242,16 @@ def run_rl(script_args, training_args, model_args, data_args, rl_args, extra_rew
         args=training_args,
         train_dataset=Dataset.from_dict({"prompt": train}),
         processing_class=tokenizer,
-        peft_config=peft_config_for(model, model_args),
-        callbacks=standard_callbacks(),
+        peft_config=build_lora_config(model_args, "CAUSAL_LM", model) if model_args.use_peft else None,
     )
-    metrics = dict(trainer.train(resume_from_checkpoint=resume_point(training_args, trainer.model)).metrics)
+    metrics = train_and_evaluate(trainer)
     curve = reward_curve(trainer)
     if curve:
         metrics["reward_first_10pct"], metrics["reward_last_10pct"] = first_last([r for _, r in curve])
     metrics["truncated_prompts"] = truncated
 
-    out = Path(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        save_final(final_model(trainer.model, model_args.model_name_or_path), tokenizer, out)
-        write_run_results(out, metrics, stage="rl", reward_curve=curve)
+    out = finish_run(trainer, tokenizer, "rl", metrics, model=final_model(trainer.model, model_args.model_name_or_path),
+                     reward_curve=curve, card={"dataset": script_args.dataset_name})  # fmt: skip
     return RLResult(trainer, metrics, curve, out)
 
 

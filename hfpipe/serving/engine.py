@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from transformers import DynamicCache
 from transformers.generation.logits_process import TopPLogitsWarper
 
+from ..compat import cache_kwargs
 from ..loading import model_context_length
 
 logger = logging.getLogger(__name__)
@@ -180,8 +181,8 @@ class Engine:
         logits = self.model(
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(cache),
             logits_to_keep=1,
         ).logits[:, -1]
         self._join(rows, cache, mask.to(self.device))
@@ -207,8 +208,8 @@ class Engine:
         logits = self.model(
             input_ids=self._next[:, None],
             attention_mask=self._mask,
-            past_key_values=self._cache,
             use_cache=True,
+            **cache_kwargs(self._cache),
         ).logits[:, -1]
         self.stats["steps"] += 1
         self.stats["max_batch_size_seen"] = max(self.stats["max_batch_size_seen"], len(self._rows))

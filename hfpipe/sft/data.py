@@ -13,30 +13,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from datasets import Dataset
-from trl.chat_template_utils import has_generation_markers
 
-from hfpipe.data.args import SplitArguments
-from hfpipe.data.sources import load_raw_dataset
-from hfpipe.loading import model_context_length
-from hfpipe.tokenization import CHAT_TEMPLATE
-
-from .formats import ALPACA_CHAT_TEMPLATE, FORMAT_COLUMNS, FORMATS, detect_format, normalize_records
+from hfpipe.data.instructions import (
+    FORMATS,
+    InstructionSplitArguments,
+    load_instruction_records,
+    set_chat_template,
+    split_records,
+)
+from hfpipe.loading import resolve_max_length
 
 logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
-
-
-@dataclass
-class InstructionSplitArguments(SplitArguments):
-    """``SplitArguments`` with the book's split of instruction and preference data: 85 % train, 10 % test,
-    5 % validation, in file order (935 / 110 / 55 of its 1,100 records)."""
-
-    validation_size: float = field(default=0.05, metadata={"help": "share held out for validation"})
-    test_size: float = field(default=0.10, metadata={"help": "share held out for test answers"})
-    split_seed: int | None = field(
-        default=None,
-        metadata={"help": "shuffle with this seed before splitting; null keeps file order (the book)"},
-    )
 
 
 @dataclass
@@ -88,105 +76,6 @@ class SFTDataStats:
             f"{self.records} records | dropped: {dropped} | truncated to max_length: {self.truncated} | "
             f"{self.trained_tokens:,} of {self.tokens:,} tokens trained ({100 * self.trained_share:.1f} %)"
         )
-
-
-def load_sft_records(
-    dataset_name: str, dataset_format: str = "auto", dataset_config: str | None = None, split: str = "train"
-) -> tuple[list[dict], str, Counter]:
-    """Load ``dataset_name`` (json/jsonl/parquet/csv file, directory, glob or Hub id) and normalise its records.
-
-    Returns (records, the format used, Counter of dropped records by reason).
-    """
-    if not dataset_name:
-        raise ValueError("no dataset given: set dataset_name to a .json/.jsonl/.parquet file or a Hub id")
-    ds = load_raw_dataset(dataset_name, split=split, config_name=dataset_config)
-    fmt = detect_format(ds.column_names) if dataset_format == "auto" else dataset_format
-    needed = {"alpaca": "alpaca", "alpaca_chat": "alpaca"}.get(fmt, fmt)
-    if fmt != "auto" and needed not in _formats_of(ds.column_names):
-        raise ValueError(
-            f"{dataset_name}: dataset_format {fmt} needs the columns {FORMAT_COLUMNS[needed]}, but the data has "
-            f"{ds.column_names}; fix dataset_format (auto detects it) or the column names"
-        )
-    records, dropped = normalize_records(ds, fmt)
-    if not records:
-        reasons = ", ".join(f"{n} {r}" for r, n in dropped.items()) or "no records"
-        raise ValueError(
-            f"{dataset_name}: no usable {fmt} record ({reasons}); check the data or dataset_format"
-        )
-    if dropped:
-        logger.warning("%s: dropped %d records (%s)", dataset_name, sum(dropped.values()), dict(dropped))
-    return records, fmt, dropped
-
-
-def _formats_of(columns) -> set[str]:
-    cols = set(columns)
-    found = {"alpaca"} if {"instruction", "output"} <= cols else set()
-    found |= {"messages"} if cols & {"messages", "conversations"} else set()
-    found |= {"prompt_completion"} if {"prompt", "completion"} <= cols else set()
-    return found | ({"text"} if "text" in cols else set())
-
-
-def split_records(
-    records: list, test_size: float = 0.10, validation_size: float = 0.05, seed: int | None = None
-) -> dict[str, list]:
-    """train/test/validation as the book does (85/10/5, sizes rounded down, validation gets the rest)."""
-    if seed is not None:
-        records = Dataset.from_list(records).shuffle(seed=seed).to_list()
-    n = len(records)
-    n_train, n_test = int(n * (1 - test_size - validation_size) + 1e-9), int(n * test_size + 1e-9)
-    if n_train == 0:
-        raise ValueError(f"{n} records leave none for training; add data or lower test_size/validation_size")
-    return {
-        "train": records[:n_train],
-        "test": records[n_train : n_train + n_test],
-        "validation": records[n_train + n_test :],
-    }
-
-
-def is_conversational(record: dict) -> bool:
-    return "messages" in record or isinstance(record.get("prompt"), list)
-
-
-def prepare_tokenizer(tokenizer, fmt: str, eos_token: str | None = None) -> None:
-    """Give ``tokenizer`` a distinct pad token and the chat template this format trains with (in place).
-
-    The template stays on the tokenizer saved with the model, so inference renders what training saw.
-    """
-    if eos_token is not None:
-        if eos_token not in tokenizer.get_vocab():
-            raise ValueError(
-                f"eos_token {eos_token!r} is not in the tokenizer's vocabulary; use one of its tokens"
-            )
-        tokenizer.eos_token = eos_token
-    if tokenizer.eos_token is None:
-        raise ValueError(
-            "the tokenizer has no eos token, so the model could never learn to stop; set eos_token"
-        )
-    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        logger.warning(
-            "the tokenizer's pad token is %s: adding a distinct '<|pad|>' so that padding is masked but eos is "
-            "trained (the model's embeddings grow by one row)",
-            "missing" if tokenizer.pad_token is None else f"the eos token {tokenizer.eos_token!r}",
-        )
-        tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
-    if fmt == "alpaca":
-        tokenizer.chat_template = ALPACA_CHAT_TEMPLATE
-    elif not tokenizer.chat_template:
-        tokenizer.chat_template = CHAT_TEMPLATE
-    elif fmt in ("messages", "alpaca_chat", "prompt_completion") and not has_generation_markers(
-        tokenizer.chat_template
-    ):
-        from trl.chat_template_utils import get_training_chat_template
-
-        try:
-            patched = get_training_chat_template(tokenizer)
-        except ValueError as err:
-            raise ValueError(
-                f"the tokenizer's chat template has no {{% generation %}} marks, so assistant turns cannot be told "
-                f"apart ({err}); give a template with them in chat_template_path"
-            ) from None
-        if patched:
-            tokenizer.chat_template = patched
 
 
 def _chat_ids(tokenizer, messages: list[dict], **kwargs) -> dict:
@@ -253,13 +142,13 @@ def tokenize_records(
 
 def prepare_data(script_args, training_args, sft_args, tokenizer, context: int | None):
     """Records -> splits -> tokenized train/validation; returns (format, splits, tokenized, stats)."""
-    records, fmt, dropped = load_sft_records(
+    records, fmt, dropped = load_instruction_records(
         script_args.dataset_name,
         sft_args.dataset_format,
         script_args.dataset_config,
         script_args.dataset_train_split,
     )
-    prepare_tokenizer(tokenizer, fmt, training_args.eos_token)
+    set_chat_template(tokenizer, fmt)
     training_args.max_length = resolve_max_length(training_args.max_length, context)
     splits = split_records(records, sft_args.test_size, sft_args.validation_size, sft_args.split_seed)
     tokenized, stats = {}, {}
@@ -272,27 +161,11 @@ def prepare_data(script_args, training_args, sft_args, tokenizer, context: int |
     return fmt, splits, tokenized, stats
 
 
-def resolve_max_length(max_length: int | None, context: int | None) -> int | None:
-    """``max_length`` capped at the model's context length (with a log line when it is cut)."""
-    if context is None:
-        return max_length
-    if max_length is None or max_length > context:
-        logger.info("max_length %s exceeds the model's context (%d): using %d", max_length, context, context)
-        return context
-    return max_length
-
-
 __all__ = [
     "IGNORE_INDEX",
     "SFTArguments",
     "SFTDataStats",
-    "is_conversational",
-    "load_sft_records",
-    "model_context_length",
     "prepare_data",
-    "prepare_tokenizer",
-    "resolve_max_length",
-    "split_records",
     "tokenize_record",
     "tokenize_records",
 ]

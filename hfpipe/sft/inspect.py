@@ -54,6 +54,7 @@ def inspect_sft_data(script_args, training_args, model_args, sft_args, inspect_a
     import sys
 
     from hfpipe.loading import is_adapter, load_tokenizer, read_config
+    from hfpipe.training.run import fit_pad_token, set_eos_token
 
     name = model_args.model_name_or_path
     if not name:
@@ -63,6 +64,8 @@ def inspect_sft_data(script_args, training_args, model_args, sft_args, inspect_a
 
         name = PeftConfig.from_pretrained(name).base_model_name_or_path
     tokenizer = load_tokenizer(model_args.model_name_or_path)
+    set_eos_token(tokenizer, training_args.eos_token)
+    fit_pad_token(None, tokenizer)  # as training will: the same ids
     context = model_context_length(read_config(name))
     fmt, _, tokenized, stats = prepare_data(script_args, training_args, sft_args, tokenizer, context)
     if inspect_args.split not in tokenized:

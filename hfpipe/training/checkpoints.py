@@ -15,6 +15,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from .sharded import is_sharded, sharded_problem
+
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -61,6 +63,12 @@ def verify_checkpoint(ckpt: str | Path) -> None:
         raise CheckpointError(
             f"checkpoint {ckpt} has no readable trainer_state.json: it was not completely written"
         )
+    if is_sharded(ckpt):  # FSDP SHARDED_STATE_DICT: distcp shards, no *.safetensors nor config.json
+        if problem := sharded_problem(ckpt):
+            raise CheckpointError(
+                f"checkpoint {ckpt} is corrupt ({problem}); delete it to resume from an earlier one"
+            )
+        return
     weights = sorted(ckpt.glob("*.safetensors"))
     if not weights:
         raise CheckpointError(
@@ -76,14 +84,19 @@ def verify_checkpoint(ckpt: str | Path) -> None:
                 f"checkpoint {ckpt} is corrupt ({file.name}: {err}); delete it to resume from an earlier "
                 "checkpoint, or start over in a new output_dir"
             ) from None
+    config = (
+        "adapter_config.json" if (ckpt / "adapter_config.json").is_file() else "config.json"
+    )  # peft: adapter only
     try:
-        json.loads((ckpt / "config.json").read_text())
+        json.loads((ckpt / config).read_text())
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {ckpt} has no readable config.json ({err})") from None
+        raise CheckpointError(f"checkpoint {ckpt} has no readable {config} ({err})") from None
 
 
 def check_same_architecture(ckpt: str | Path, config) -> None:
     """Raise ``CheckpointError`` if ``ckpt`` was saved for a model whose shape differs from ``config``."""
+    if is_sharded(ckpt) and not (Path(ckpt) / "config.json").is_file():
+        return  # no config to compare; prepare_output_dir has matched the run's settings (hfpipe_run.json)
     saved = json.loads((Path(ckpt) / "config.json").read_text())
     ours = config.to_dict()
     diff = {k: (saved.get(k), ours.get(k)) for k in ARCHITECTURE_KEYS if saved.get(k) != ours.get(k)}
@@ -95,8 +108,9 @@ def check_same_architecture(ckpt: str | Path, config) -> None:
         )
 
 
-def find_resume_checkpoint(output_dir: str | Path, config, is_main_process: bool = True) -> Path | None:
-    """The newest complete checkpoint in ``output_dir`` (checked against ``config``), or None to start fresh.
+def find_resume_checkpoint(output_dir: str | Path, config=None, is_main_process: bool = True) -> Path | None:
+    """The newest complete checkpoint in ``output_dir`` (checked against the model ``config`` when given: an
+    adapter's checkpoints hold no model config), or None to start fresh.
 
     Interrupted checkpoints (no readable trainer_state.json) are renamed ``*.incomplete`` by the main process.
     """
@@ -107,7 +121,8 @@ def find_resume_checkpoint(output_dir: str | Path, config, is_main_process: bool
                 ckpt.rename(ckpt.with_name(ckpt.name + ".incomplete"))
             continue
         verify_checkpoint(ckpt)
-        check_same_architecture(ckpt, config)
+        if config is not None and (ckpt / "config.json").is_file():
+            check_same_architecture(ckpt, config)
         return ckpt
     return None
 

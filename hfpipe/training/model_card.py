@@ -1,80 +1,104 @@
-"""A short, honest model card (the Hub README) for a model trained by an hfpipe recipe."""
+"""A short, honest model card (the Hub README) for a model any hfpipe training stage wrote."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_TEMPLATE = """---
+STAGES = {
+    "pretrain": "Pretrained",
+    "classifier": "Fine-tuned as a sequence classifier",
+    "sft": "Instruction-tuned (SFT)",
+    "reward_model": "Trained as a reward model on preference pairs",
+    "dpo": "Preference-tuned with DPO",
+    "rl": "Tuned with online RL (GRPO) against its rewards",
+    "distill": "Distilled from a larger teacher",
+}
+# The figures a reader looks for first, in this order, when the stage reported them.
+CARD_METRICS = (
+    "tokens_seen", "eval_loss", "eval_perplexity", "test_accuracy", "test_f1", "test_margin",
+    "test_rewards/accuracies", "test_rewards/margins", "eos_share", "reward_last_10pct",
+)  # fmt: skip
+
+_HEADER = """---
 library_name: transformers
-tags: [hfpipe, gpt, text-generation]
-pipeline_tag: text-generation
+tags: [hfpipe, gpt, {pipeline_tag}]
+pipeline_tag: {pipeline_tag}
 ---
 
 # {name}
 
-A GPT ({n_params:,} parameters: {n_layers} layers, {emb_dim} dims, {n_heads} heads, context {context_length}).
-{stage} with hfpipe on `{dataset}`.
+{description}
+{stage} with hfpipe{on_data}.
 
 | | |
 |---|---|
-| tokens seen | {tokens_seen:,} |
 | optimizer steps | {steps:,} |
-| validation loss | {eval_loss} |
-| validation perplexity | {eval_perplexity} |
+{rows}
+"""
 
+_GENERATE = """
 ## Use
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 model = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{repo}")
+tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=True)
 out = model.generate(**tokenizer("{prompt}", return_tensors="pt"), max_new_tokens=40)
 print(tokenizer.decode(out[0]))
 ```
+"""
 
-`trust_remote_code=True` loads the model code saved beside the weights (`modeling_gpt.py`), so hfpipe need
-not be installed. Sample continuation at the end of training:
+_CLASSIFY = """
+## Use
 
-> {prompt}{sample}
+```python
+from transformers import pipeline
 
-![loss](loss.png)
+scorer = pipeline("text-classification", model="{repo}", trust_remote_code=True)
+print(scorer("{prompt}"))
+```
+"""
+
+_REMOTE_CODE = """
+`trust_remote_code=True` loads the model code saved beside the weights (`modeling_gpt.py`), so hfpipe need not
+be installed; with hfpipe installed, `import hfpipe` registers the model and no flag is needed.
 """
 
 
-def write_model_card(
-    out: str | Path,
-    model,
-    *,
-    dataset: str,
-    tokens_seen: int,
-    steps: int,
-    metrics: dict,
-    prompt: str,
-    sample: str,
-    repo: str | None = None,
-    stage: str = "pretrained from scratch",
-) -> Path:
-    """Write ``README.md`` (the Hub model card) describing the model, its data and its results."""
+def _describe(model) -> str:
     c = model.config
-    fmt = lambda key: f"{metrics[key]:.3f}" if key in metrics else "n/a"  # noqa: E731
-    text = _TEMPLATE.format(
-        name=Path(out).name,
-        stage=stage[:1].upper() + stage[1:],
-        n_params=sum(p.numel() for p in model.parameters()),
-        n_layers=c.n_layers,
-        emb_dim=c.emb_dim,
-        n_heads=c.n_heads,
-        context_length=c.context_length,
-        dataset=dataset,
-        tokens_seen=tokens_seen,
-        steps=steps,
-        eval_loss=fmt("eval_loss"),
-        eval_perplexity=fmt("eval_perplexity"),
-        repo=repo or str(Path(out).resolve()),
-        prompt=prompt,
-        sample=sample.replace("\n", " "),
+    n = sum(p.numel() for p in model.parameters())
+    shape = [f"{getattr(c, k)} {label}" for k, label in (("num_hidden_layers", "layers"), ("hidden_size", "dims"),
+             ("num_attention_heads", "heads"), ("max_position_embeddings", "context")) if hasattr(c, k)]  # fmt: skip
+    kind = "A GPT" if getattr(c, "model_type", "") == "hfpipe_gpt" else f"A {type(model).__name__}"
+    return f"{kind} ({n:,} parameters" + (f": {', '.join(shape)}" if shape else "") + ")."
+
+
+def write_model_card(out: str | Path, model, *, stage: str, metrics: dict, steps: int, repo: str | None = None,
+                     dataset: str | None = None, prompt: str = "Every effort moves you", sample: str | None = None) -> Path:  # fmt: skip
+    """Write ``out/README.md``: what the model is, how it was trained, its headline figures and how to use it."""
+    rows = "\n".join(
+        f"| {key.replace('_', ' ')} | {metrics[key]:,.4g} |" for key in CARD_METRICS if key in metrics
     )
+    classifier = type(model).__name__.endswith("ForSequenceClassification")
+    text = _HEADER.format(
+        name=Path(out).name,
+        pipeline_tag="text-classification" if classifier else "text-generation",
+        description=_describe(model),
+        stage=STAGES.get(stage, stage),
+        on_data=f" on `{dataset}`" if dataset else "",
+        steps=steps,
+        rows=rows,
+    )
+    repo = repo or str(Path(out).resolve())
+    text += (_CLASSIFY if classifier else _GENERATE).format(repo=repo, prompt=prompt.replace('"', "'"))
+    if getattr(model.config, "model_type", "") == "hfpipe_gpt":
+        text += _REMOTE_CODE
+    if sample is not None:
+        text += f"\nSample continuation at the end of training:\n\n> {prompt}{sample.replace(chr(10), ' ')}\n"
+    if (Path(out) / "loss.png").is_file():
+        text += "\n![loss](loss.png)\n"
     path = Path(out) / "README.md"
     path.write_text(text)
     return path

@@ -1,16 +1,39 @@
-"""The loss plot drawn at the end of training: train and validation loss against tokens seen (or steps)."""
+"""Figures: a grid of panels saved atomically, and the loss plot drawn at the end of training (train and
+validation loss against tokens seen, or steps). matplotlib is imported on first use."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
-import matplotlib
-
 from ..io import write_file_atomically
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def panels(n: int, cols: int = 3, size: tuple[float, float] = (4.0, 3.0)):
+    """A figure of ``n`` panels, ``cols`` to a row (the unused ones hidden); returns ``(figure, axes)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.axis("off")
+    return fig, axes[:n]
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Lay out ``fig``, write it to ``path`` through a temp file, and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    written = write_file_atomically(lambda tmp: fig.savefig(tmp, dpi=dpi), path)
+    plt.close(fig)
+    return written
 
 
 def _x(entry: dict) -> float:
@@ -35,7 +58,7 @@ def plot_losses(log_history: list[dict], path: str | os.PathLike) -> Path | None
     x = (lambda h: _x(h) if _x(h) != h["step"] else h["step"] * rate) if use_tokens else (lambda h: h["step"])  # noqa: E731
     train = [(x(h), h["loss"]) for h in entries if "loss" in h]
     val = [(x(h), h["eval_loss"]) for h in entries if "eval_loss" in h]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax,) = panels(1, size=(6, 4))
     for points, label, marker in ((train, "training loss", "."), (val, "validation loss", "o")):
         if points:
             ax.plot(*zip(*points), marker=marker, label=label, markersize=3)
@@ -43,7 +66,4 @@ def plot_losses(log_history: list[dict], path: str | os.PathLike) -> Path | None
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = write_file_atomically(lambda tmp: fig.savefig(tmp, dpi=120), path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -1,4 +1,5 @@
-"""Smoke tests: bench_preference.py refuses a missing data file, and --quick runs every stage and writes its table."""
+"""Smoke tests: bench_preference.py refuses a missing data file, and --quick runs every stage (and the plain-trl
+side) and writes its table."""
 
 import re
 import subprocess
@@ -38,4 +39,13 @@ def test_quick_benchmark_writes_table(tmp_path, shared_data):
         r"GRPO: mean reward, first 10 % -> last 10 % of 4 steps \| -?[\d.]+ -> -?[\d.]+ \|", table
     )
     assert re.search(r"recipes/dpo.py vs trl DPOTrainer .* \| [\d,]+ vs [\d,]+ = [\d.]+x \|", table)
+    for stage, plain in (("reward model", "RewardTrainer \\+ GPT2ForSequenceClassification"),
+                         ("DPO", "DPOTrainer \\+ GPT2LMHeadModel")):  # fmt: skip
+        row = re.search(
+            rf"\| {stage} \| {plain} \| ([\d.]+) % vs ([\d.]+) % \| (?:not )?met \([+-]\d+ of 110 pairs\) \| "
+            r"-?[\d.]+ vs -?[\d.]+ \| [\d.]+ vs [\d.]+ = [\d.]+x \|",
+            table,
+        )
+        assert row, f"no hfpipe-vs-plain-trl row for {stage}:\n{table}"
+        assert all(0 <= float(v) <= 100 for v in row.groups()), row.group(0)
     assert table.count("  - after: ") == 2

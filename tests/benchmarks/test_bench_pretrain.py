@@ -1,10 +1,15 @@
 """Smoke test: bench_pretrain.py --quick runs the recipe and a GPT-2 Trainer in fp32 and in bf16 autocast and
-writes its table, with the recipe's bf16/fp32 ratio and the CPU features that explain it."""
+writes its table, with the recipe's bf16/fp32 ratio and the CPU features that explain it; the tinyshakespeare
+section (slow) runs nanoGPT beside the recipe; the profiler's regions add up."""
 
+import importlib.util
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pretrain.py"
 NUMBER = r"([\d,.]+)"
@@ -41,3 +46,82 @@ def test_quick_benchmark_writes_table(tmp_path):
     assert re.search(r"AVX512-BF16: (yes|no), AMX: (yes|no)", table)
     assert re.search(r"cpu_has_fast_bf16\(\)` = (True|False)", table)
     assert "tinyshakespeare (recipes" not in table  # --quick leaves the long runs out
+
+
+def load_profiler():
+    spec = importlib.util.spec_from_file_location("pretrain_profile", BENCH.parent / "pretrain_profile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profile_regions_are_exclusive_and_add_up():
+    """A region's time excludes the regions it calls; inside an absorbing region (evaluation) every wrapped
+    call counts as that region; the regions add up to the wall time."""
+    profile = load_profiler()
+    regions = profile.Regions()
+
+    class Work:
+        def backward(self):
+            time.sleep(0.1)
+
+        def step(self):
+            time.sleep(0.05)
+            self.backward()
+
+        def evaluation(self):
+            time.sleep(0.05)
+            self.backward()  # counted as evaluation
+
+    regions.wrap(Work, "backward", "backward")
+    regions.wrap(Work, "step", "forward + loss", base_after=profile.LOOP)
+    regions.wrap(Work, "evaluation", "evaluation")
+    start = time.perf_counter()
+    regions.switch_base("setup")
+    work = Work()
+    work.step()
+    work.evaluation()
+    result = regions.finish()
+    seconds, calls = result["seconds"], result["calls"]
+    # sleeps may overrun on a busy machine, but not by the length of the region a wrong count would add
+    assert 0.05 <= seconds["forward + loss"] < 0.1  # without backward's 0.1
+    assert 0.1 <= seconds["backward"] < 0.15  # without evaluation's call
+    assert seconds["evaluation"] >= 0.15
+    assert calls == {"forward + loss": 1, "backward": 1, "evaluation": 1}
+    assert profile.LOOP in seconds  # the first call of `step` began the loop
+    assert sum(seconds.values()) <= result["wall_inside"] < sum(seconds.values()) + 0.01
+    assert sum(seconds.values()) - seconds["imports"] >= time.perf_counter() - start - 0.01
+
+
+@pytest.mark.slow
+def test_shakespeare_beside_nanogpt(tmp_path, shared_data):
+    """The tinyshakespeare section runs nanoGPT's own train.py (benchmarks/nanogpt) beside the recipe, compares
+    both final models on the same held-out windows and breaks each run's wall time down."""
+    output = tmp_path / "pretrain.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--without-throughput", "--without-bf16", "--shakespeare-max-steps", "20",
+         "--shakespeare-eval-blocks", "40", "--threads", "1", "--shared", str(shared_data),
+         "--output", str(output), "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = output.read_text()
+    rows = {}
+    for name in ("nanoGPT", "hfpipe"):
+        match = re.search(rf"^\| {name} \| ([\d.]+) min \| ([\d.x]*) \| ([\d.]+) \|", table, re.M)
+        assert match, f"no row for {name} in\n{table}"
+        rows[name] = match.groups()
+    assert rows["hfpipe"][1].endswith("x") and float(rows["hfpipe"][1][:-1]) > 0
+    # 20 steps from a random start: both models are past the uniform loss ln(65) = 4.17 but far from trained
+    for _, _, loss in rows.values():
+        assert 2.0 < float(loss) < 4.2
+    assert "on the same 40 disjoint windows" in table
+    assert "**Reduced run: 20 steps" in table
+    section = table.split("### Where the time goes", 1)[1]
+    for region in ("forward + loss", "backward", "optimizer step", "data loading", "evaluation"):
+        match = re.search(
+            rf"^\| {re.escape(region)} \| ([\d.,]+) \| ([\d.,]+)? ?\| ([\d.,]+) \|", section, re.M
+        )
+        assert match, f"no {region!r} for both runs in\n{section}"
+    assert re.search(r"^\| NaN guard \(on_pre_optimizer_step\) \|  \|  \| [\d.]+ \| [\d.]+ \|", section, re.M)
+    assert re.search(r"^\| \*\*wall time of the process\*\* \| [\d.,]+ \|  \| [\d.,]+ \|  \|$", section, re.M)

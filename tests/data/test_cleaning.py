@@ -54,3 +54,17 @@ def test_dedup_before_split():
     train2, val2 = split_dataset(ds.shuffle(seed=1), 20, seed=0)
     assert set(val2["text"]) == set(val["text"]) and not set(train2["text"]) & set(val2["text"])
     assert set(split_dataset(ds, 20, seed=1)[1]["text"]) != set(val["text"])
+
+
+def test_every_step_parallel_and_timed():
+    one, steps = clean_dataset(
+        corpus(), DataArguments(min_chars=10, near_dedup=True, preprocessing_num_workers=1)
+    )
+    two, steps2 = clean_dataset(
+        corpus(), DataArguments(min_chars=10, near_dedup=True, preprocessing_num_workers=2)
+    )
+    assert two["text"] == one["text"] and [s.docs_left for s in steps2] == [s.docs_left for s in steps]
+    for s in steps2[1:]:  # each step's time and rates over what it read
+        assert s.seconds > 0 and s.docs_per_s > 0 and s.chars_per_s > s.docs_per_s, s
+    table = format_report(steps2)
+    assert table.splitlines()[0].split()[-4:] == ["seconds", "docs/s", "chars/s", "tokens/s"]

@@ -9,6 +9,7 @@ from trl import ScriptArguments
 
 from hfpipe.data import (
     DataArguments,
+    TokenShardDataset,
     build_lm_datasets,
     load_clean_split,
     load_packed_dataset,
@@ -94,9 +95,9 @@ def test_build_lm_datasets_and_packed_roundtrip(tmp_path):
     loaded = build_lm_datasets(
         ScriptArguments(), DataArguments(packed_dataset_path=str(out), max_train_samples=5), char_tok(), 64
     )
-    assert len(loaded["train"]) == 5 and list(loaded["validation"]["input_ids"]) == list(
-        dsd["validation"]["input_ids"]
-    )
+    assert len(loaded["train"]) == 5 and isinstance(loaded["train"], TokenShardDataset)
+    assert loaded["validation"]["input_ids"].tolist() == list(dsd["validation"]["input_ids"])
+    assert loaded["train"][4]["labels"].tolist() == dsd["train"][4]["input_ids"]  # derived at load time
     with pytest.raises(
         ValueError, match="block_size=64 is larger than the model's context \\(32 positions\\)"
     ):

@@ -78,3 +78,21 @@ def test_errors(files, tmp_path):
         load_text_dataset(str(tmp_path / "bad.txt"))
     with pytest.raises(ValueError, match="holds int64, not text"):
         load_text_dataset(str(files / "d.jsonl"), text_column="n")
+
+
+def test_mixed_formats_name_the_odd_files(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    for i in range(3):
+        (corpus / f"{i}.txt").write_text(f"document {i}")
+    (corpus / "sub" / "stray.jsonl").write_text('{"text": "x"}\n')
+    (corpus / "notes.tsv").write_text("a\tb\n")
+    with pytest.raises(ValueError, match=r"mixes formats: 3 text file\(s\), and 2 other\(s\): .*notes.tsv, "
+                       r".*stray.jsonl; .*glob such as '.*corpus/\*\*/\*.txt'") as err:  # fmt: skip
+        load_text_dataset(str(corpus))
+    assert "\n" not in str(err.value)
+    assert len(load_text_dataset(str(corpus / "**/*.txt"))) == 3  # the fix the message gives
+    (tmp_path / "a.csv").write_text("text\nx\n")
+    (tmp_path / "b.tsv").write_text("text\nx\n")
+    with pytest.raises(ValueError, match=r"1 csv file\(s\), and 1 other\(s\): .*b.tsv"):  # other separators
+        load_text_dataset(str(tmp_path / "*.?sv"))

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
-from hfpipe.convert import convert_checkpoint
 from hfpipe.evaluation.harness import TASKS_DIR, local_tasks, run_lm_eval
 from hfpipe.evaluation.perplexity import evaluate_perplexity
-from hfpipe.loading import load_model_and_tokenizer
+from hfpipe.loading import convert_checkpoint, load_model_and_tokenizer
 
 pytest.importorskip("lm_eval")
 TASKS = ["hfpipe_mc", "hfpipe_bpb"]

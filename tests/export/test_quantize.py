@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from hfpipe.export.compare import directory_size, perplexity, text_blocks
+from hfpipe.evaluation.perplexity import block_perplexity
+from hfpipe.export.compare import directory_size, text_blocks
 from hfpipe.export.quantize import quantize_int8
 
 from .conftest import TEXT, tiny_causal_lm
@@ -27,7 +28,7 @@ def test_quantized_dir_reloads_with_automodel_and_stays_close(tmp_path, tiny_dir
     assert {"Int8Tensor", "IntxUnpackedToInt8Tensor"} <= _int8_types(quantized)
     assert (out / "tokenizer.json").is_file()
     blocks = text_blocks(bpe_tokenizer, TEXT, 64, max_blocks=4)
-    ppl_fp32, ppl_int8 = perplexity(original, blocks), perplexity(quantized, blocks)
+    ppl_fp32, ppl_int8 = block_perplexity(original, blocks), block_perplexity(quantized, blocks)
     assert ppl_int8 == pytest.approx(ppl_fp32, rel=0.02)
     # int8 weights + per-row scales: well under half of fp32 even for this tiny model
     assert directory_size(out) < 0.5 * directory_size(tiny_dir)

@@ -1,44 +1,11 @@
 """generate() on GPTForCausalLM: KV cache, left padding, sampling controls, eos, context-length limits."""
 
-import copy
 import logging
 
 import pytest
 import torch
 
-from hfpipe import GPTForCausalLM
-
-
-@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
-def test_greedy_same_tokens_with_and_without_cache(tiny_config, attn_implementation):
-    torch.manual_seed(0)
-    model = GPTForCausalLM._from_config(tiny_config, attn_implementation=attn_implementation).eval()
-    prompt = torch.randint(2, tiny_config.vocab_size, (2, 6))
-    kwargs = {"max_new_tokens": 40, "do_sample": False, "eos_token_id": None}
-    cached = model.generate(prompt, use_cache=True, **kwargs)
-    uncached = model.generate(prompt, use_cache=False, **kwargs)
-    assert cached.shape == (2, 46)
-    assert torch.equal(cached, uncached)
-    assert len(set(cached[0, 6:].tolist())) > 1  # not a degenerate constant output
-
-
-def test_left_padded_batch_matches_unbatched(tiny_model, tokenizer):
-    tokenizer = copy.deepcopy(tokenizer)
-    tokenizer.padding_side = "left"
-    prompts = ["The quick brown fox", "I had always thought Jack Gisburn rather a cheap", "Speak"]
-    batch = tokenizer(prompts, return_tensors="pt", padding=True)
-    assert (batch["attention_mask"] == 0).any()
-    kwargs = {
-        "max_new_tokens": 12,
-        "do_sample": False,
-        "eos_token_id": None,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    batched = tiny_model.generate(**batch, **kwargs)
-    width = batch["input_ids"].shape[1]
-    for i, prompt in enumerate(prompts):
-        single = tiny_model.generate(**tokenizer(prompt, return_tensors="pt"), **kwargs)
-        assert torch.equal(batched[i, width:], single[0, single.shape[1] - 12 :]), prompt
+# Cached against uncached decoding and left padding: tests/test_drift.py (run on the newest and oldest releases).
 
 
 def _scores_and_logits(model, prompt, **kwargs):

@@ -1,9 +1,11 @@
-"""A saved GPT runs as remote code under the oldest transformers releases pyproject allows (>=5.0,<6).
+"""A saved GPT runs as remote code under the transformers releases pyproject allows (>=5.0,<6).
 
 The API the model file uses moved inside transformers 5: output capture (``check_model_inputs`` in 5.0-5.1,
-``capture_outputs`` from 5.2) and ``create_causal_mask``'s arguments (``input_embeds`` before 5.2, a required
-``cache_position`` until 5.8). Each release is pip-installed into a temporary directory, never over the
-installed one, and must give the installed release's logits, recorded states and generations.
+``capture_outputs`` from 5.2), ``create_causal_mask``'s arguments (``input_embeds`` before 5.2, a required
+``cache_position`` until 5.8) and the KV cache's name (``past_key_values``, then ``cache`` from 5.24). Each
+release is pip-installed into a temporary directory, never over the installed one, and must give the
+installed release's logits, recorded states and generations, with and without the KV cache. The installed
+(newest) release itself is checked in the default suite: tests/test_drift.py.
 """
 
 import os
@@ -17,10 +19,13 @@ from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
 
 pytestmark = pytest.mark.slow
 
-# One release per branch of the model file's compatibility code.
-RELEASES = ["5.0.0", "5.2.0"]
-# Dependencies those releases accept (the installed tokenizers and huggingface_hub are too new for them).
-OLD_DEPENDENCIES = ["tokenizers>=0.22,<0.23.1", "huggingface_hub>=1.3,<2"]
+# One release per branch of the model file's compatibility code, and the last one before the cache rename.
+# Each with the tokenizers and huggingface_hub it accepts (the installed ones may be too new for it).
+RELEASES = {
+    "5.0.0": ["tokenizers>=0.22,<0.23.1", "huggingface_hub>=1.3,<2"],
+    "5.2.0": ["tokenizers>=0.22,<0.23.1", "huggingface_hub>=1.3,<2"],
+    "5.23.0": ["tokenizers>=0.23.1,<0.24", "huggingface_hub>=1.31,<3"],
+}
 
 CHILD = r"""
 import importlib.util, sys
@@ -37,7 +42,9 @@ with torch.no_grad():
     out = lm(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
     cls_logits = cls(ids, attention_mask=mask).logits
 generated = lm.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False)
-torch.save({
+kw = {"max_new_tokens": 24, "do_sample": False, "eos_token_id": None}
+cached, uncached = lm.generate(ids[1:], use_cache=True, **kw), lm.generate(ids[1:], use_cache=False, **kw)
+torch.save({"cached": cached, "uncached": uncached,
     "version": transformers.__version__, "module": type(lm).__module__, "logits": out.logits,
     "hidden_states": out.hidden_states, "attentions": out.attentions, "generated": generated,
     "cls_logits": cls_logits,
@@ -76,7 +83,7 @@ def test_remote_code_under_old_release(saved, tmp_path, release):
     root, expected = saved
     site = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
-    subprocess.run([*pip, f"transformers=={release}", *OLD_DEPENDENCIES], check=True, timeout=600)
+    subprocess.run([*pip, f"transformers=={release}", *RELEASES[release]], check=True, timeout=600)
     env = {
         **os.environ,
         "PYTHONPATH": str(site),
@@ -103,3 +110,4 @@ def test_remote_code_under_old_release(saved, tmp_path, release):
         for layer, (a, b) in enumerate(zip(got[key], expected[key], strict=True)):
             torch.testing.assert_close(a, b, msg=f"{key}[{layer}]")
     assert torch.equal(got["generated"], expected["generated"])
+    assert torch.equal(got["cached"], got["uncached"]), f"transformers {release}: cached decoding differs"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hfpipe import GPTConfig, GPTForCausalLM
-from hfpipe.sft.formats import format_alpaca_prompt
+from hfpipe.data.instructions import format_alpaca_prompt
 from hfpipe.tokenization import train_bpe_tokenizer
 
 COLOURS = ["red", "blue", "green", "black", "white"]
@@ -47,7 +47,7 @@ def tokenizer():
 
 
 def save_start_model(path: Path, sft: bool = True, seed: int = 0) -> Path:
-    """A tiny GPT + tokenizer saved to ``path``; ``sft`` writes sft_summary.json as an SFT output would."""
+    """A tiny GPT + tokenizer saved to ``path``; ``sft`` writes results.json as an SFT output would."""
     tok = tokenizer()
     config = GPTConfig.from_preset(
         "tiny", vocab_size=len(tok), context_length=128, emb_dim=32, n_heads=2, n_layers=2,
@@ -57,7 +57,7 @@ def save_start_model(path: Path, sft: bool = True, seed: int = 0) -> Path:
     GPTForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
     if sft:
-        (path / "sft_summary.json").write_text("{}")
+        (path / "results.json").write_text('{"model": "sft", "stage": "sft", "metrics": {}}')
     return path
 
 

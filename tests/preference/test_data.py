@@ -8,9 +8,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from pref_fixtures import preference_records, write_json  # noqa: E402
 
+from hfpipe.data.instructions import (
+    format_alpaca_prompt,  # noqa: E402
+    split_records,  # noqa: E402
+)
 from hfpipe.preference.data import PreferenceDataArguments, load_pairs, load_split_pairs, split_pairs  # noqa: E402
-from hfpipe.sft.data import split_records  # noqa: E402
-from hfpipe.sft.formats import format_alpaca_prompt  # noqa: E402
 
 
 def test_book_records_use_the_sft_prompt_and_drop_identical_pairs(tmp_path):

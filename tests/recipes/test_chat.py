@@ -6,11 +6,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "sft"))
-import chat  # noqa: E402
 from sft_fixtures import bpe_tokenizer, save_hfpipe_model  # noqa: E402
 
+from hfpipe.cli import chat  # noqa: E402
 from hfpipe.loading import load_model_and_tokenizer  # noqa: E402
 from hfpipe.sft.chat import ChatArguments, chat_loop, load_chat  # noqa: E402
 

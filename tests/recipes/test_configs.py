@@ -26,6 +26,7 @@ RECIPE_OF = {  # config file prefix -> the recipe that reads it
     "serve": "serve",
     "quantize": "quantize",
     "distill": "distill",
+    "pipeline": "pipeline",
 }
 # what the README's commands add on the command line to these configs (a model the config cannot name)
 REQUIRED_ON_THE_COMMAND_LINE = {
@@ -54,6 +55,12 @@ def test_config_parses_on_both_kinds_of_cpu(path, fast_bf16, tmp_path, monkeypat
     """The bug of issue 8: on a CPU with fast bf16, auto bf16 must come with use_cpu, or TrainingArguments refuses."""
     monkeypatch.chdir(tmp_path)  # output_dir values are relative
     monkeypatch.setenv("HFPIPE_FAST_BF16", fast_bf16)
+    if path.stem.startswith("pipeline"):  # every stage's settings through its recipe's parser
+        from hfpipe.pipeline import load_pipeline, plan
+
+        stages = plan(load_pipeline(str(path)))
+        assert stages and all(s.action == "run" for s in stages)
+        return
     recipe = recipe_for(path)
     extra = next((v for k, v in REQUIRED_ON_THE_COMMAND_LINE.items() if path.stem.startswith(k)), [])
     parsed = parse_recipe_args(recipe.ARGUMENTS, ["--config", str(path), *extra])

@@ -15,11 +15,10 @@ from trl.trainer.utils import add_fused_lm_head
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "dpo.py"
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "preference"))
-import dpo  # noqa: E402
 from pref_fixtures import common_args, one_torch_thread, preference_records, save_start_model, write_json  # noqa: E402, F401
 
+from hfpipe.cli import dpo  # noqa: E402
 from hfpipe.loading import load_model  # noqa: E402
 
 
@@ -120,7 +119,7 @@ def test_resume_after_sigkill(setup, tmp_path, caplog):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "model.safetensors").exists()
-    caplog.set_level(logging.INFO, logger="hfpipe.preference.common")
+    caplog.set_level(logging.INFO, logger="hfpipe.training.run")
     resumed = dpo.main(args(setup, killed, *steps))
     assert resumed.trainer.state.global_step == 8
     messages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
@@ -140,7 +139,7 @@ def test_start_from_an_sft_lora_adapter(setup, tmp_path):
         if "lora_B" in name:  # an adapter that changes the model, as a trained one does
             torch.nn.init.normal_(p, std=0.05)
     adapter.save_pretrained(tmp_path / "sft-adapter")
-    (tmp_path / "sft-adapter" / "sft_summary.json").write_text("{}")
+    (tmp_path / "sft-adapter" / "results.json").write_text('{"model": "sft-adapter", "stage": "sft", "metrics": {}}')
     merged = load_model(tmp_path / "sft-adapter", merge_adapter=True).eval()
     add_fused_lm_head(merged)
 

@@ -3,8 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from hfpipe.tokenization import build_char_tokenizer
 
 from ..export.conftest import TEXT, tiny_causal_lm
@@ -40,33 +38,3 @@ def test_char_level_model_is_refused_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: GGUF export needs a byte-level BPE tokenizer" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "char.gguf").exists()
-
-
-@pytest.mark.slow
-def test_llama_cpp_greedy_tokens_match_hfpipe(tmp_path):
-    llama_cpp = pytest.importorskip(
-        "llama_cpp", reason="llama-cpp-python is not installed (pip install llama-cpp-python)"
-    )
-    import torch
-
-    from hfpipe.tokenization import train_bpe_tokenizer
-
-    tokenizer = train_bpe_tokenizer([TEXT], vocab_size=320)
-    model = tiny_causal_lm(tokenizer, train_steps=30)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
-    path = export_recipe.main(
-        ["--model_name_or_path", str(tmp_path / "model"), "--output_file", str(tmp_path / "m.gguf")]
-    )
-    prompt = tokenizer("The quick brown fox")["input_ids"]
-    expected = model.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False)[
-        0, len(prompt) :
-    ].tolist()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, verbose=False, seed=0)
-    assert llm.tokenize(b"The quick brown fox", add_bos=False) == prompt
-    got = []
-    for token in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
-        got.append(token)
-        if len(got) == 16:
-            break
-    assert got == expected

@@ -2,7 +2,6 @@
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from hfpipe.classification import balance_classes, encode_labels, load_labeled_d
 from hfpipe.tokenization import train_bpe_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
-import finetune_classifier  # noqa: E402
+from hfpipe.cli import finetune_classifier  # noqa: E402
 
 SPAM = ["free", "win", "cash", "prize", "claim", "urgent", "txt", "reward", "ringtone", "offer"]
 HAM = ["ok", "see", "you", "later", "home", "lunch", "mum", "tonight", "sorry", "meet"]
@@ -66,9 +64,9 @@ def last_blocks_run(setup):
 
 def test_last_blocks_learns_and_reports_metrics(last_blocks_run):
     result, out = last_blocks_run
-    assert result == json.loads((out / "classification_metrics.json").read_text(), object_hook=dict) | {
-        "id2label": result["id2label"]
-    }
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["stage"] == "classifier" and saved["split_sizes"] == result["split_sizes"]
+    assert saved["test"] == result["test"] and saved["metrics"]["test_accuracy"] == result["test"]["accuracy"]
     assert result["id2label"] == {0: "ham", 1: "spam"}
     assert result["split_sizes"] == {"train": 56, "validation": 8, "test": 16}  # balanced 40 + 40, 70/10/20
     assert result["trainable_params"] < result["total_params"]

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "sft"))
-import inspect_sft_data  # noqa: E402
 from sft_fixtures import alpaca_records, save_hfpipe_model, write_json  # noqa: E402
+
+from hfpipe.cli import inspect_sft_data  # noqa: E402
 
 
 def test_viewer_brackets_trained_tokens_and_counts(tmp_path):

@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from datasets import load_from_disk
 from trl import ScriptArguments
 
-from hfpipe.data import DataArguments, build_lm_datasets
-from hfpipe.tokenization import load_tokenizer
+from hfpipe.data import DataArguments, TokenShardDataset, build_lm_datasets, load_packed_dataset
+from hfpipe.loading import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +29,21 @@ def test_prepare_then_train_loads(shared_data, tmp_path):
     ])  # fmt: skip
     meta = json.loads((out / "hfpipe_data.json").read_text())
     assert meta["block_size"] == 64 and meta["vocab_size"] == 50258
+    assert meta["format"] == "hfpipe-token-shards" and meta["dtype"] == "uint16"
     steps = {s["name"]: s for s in meta["cleaning"]}
     assert steps["exact dedup"]["docs_removed"] > 0 and steps["near dedup"]["docs_removed"] > 0
-    dsd = load_from_disk(str(out))
-    assert len(dsd["train"]) == meta["blocks"]["train"] and len(dsd["validation"][0]["input_ids"]) == 64
+    for name in ("input", "normalize", "length", "exact dedup", "near dedup", "split"):  # every step is timed
+        assert steps[name]["seconds"] >= 0 and steps[name]["docs_per_s"] > 0, name
+    packed = steps["tokenize+pack train"]
+    assert (
+        packed["tokens_per_s"] > 0
+        and packed["docs_left"]
+        == steps["split"]["docs_left"] - (steps["tokenize+pack validation"]["docs_left"])
+    )
+    train = TokenShardDataset(out / "train")
+    assert len(train) == meta["blocks"]["train"] and train[0]["input_ids"].shape == (64,)
+    # 2 bytes per token: the shards hold exactly the blocks, no labels
+    assert sum(f.stat().st_size for f in (out / "train").glob("shard-*.bin")) == len(train) * 64 * 2
     tok = load_tokenizer(shared_data / "gpt2-tokenizer")
     again = build_lm_datasets(
         ScriptArguments(), DataArguments(packed_dataset_path=str(out), block_size=64), tok, max_context=1024
@@ -51,7 +61,7 @@ def test_streaming_prepare(tmp_path, shared_data):
         "--dataset_name", str(corpus), "--text_column", "body", "--dataset_streaming", "true", "--near_dedup", "false",
         "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "32", "--output_dir", str(out),
     ])  # fmt: skip
-    dsd = load_from_disk(str(out))
+    dsd = load_packed_dataset(out)
     assert len(dsd["train"]) > len(dsd["validation"]) > 0
 
 

@@ -19,9 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "pretrain.py"
 
-sys.path.insert(0, str(REPO / "recipes"))
-import pretrain  # noqa: E402
-
+from hfpipe.cli import pretrain  # noqa: E402
 from hfpipe.training.callbacks import NonFiniteLossError  # noqa: E402
 from hfpipe.training.checkpoints import CheckpointError  # noqa: E402
 
@@ -112,12 +110,15 @@ def test_pretrain_end_to_end(corpus, tmp_path, capsys):
         "tokenizer.json",
         "loss.png",
         "README.md",
-        "all_results.json",
+        "results.json",
+        "trainer_state.json",
     ):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gpt.GPTForCausalLM"
-    metrics = json.loads((out / "all_results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert results["stage"] == "pretrain" and results["model"] == str(out)
+    metrics = results["metrics"]
     assert metrics["eval_loss"] < math.log(300) - 1.0  # learned well beyond a uniform guess
     assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]), rel=1e-6)
     logged = trainer.state.log_history
@@ -148,7 +149,7 @@ def test_yaml_then_cli_precedence_and_unknown_key(corpus, tmp_path):
 
 
 def _final_loss(out: Path) -> float:
-    return json.loads((out / "all_results.json").read_text())["eval_loss"]
+    return json.loads((out / "results.json").read_text())["metrics"]["eval_loss"]
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path, caplog):
@@ -168,7 +169,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path, caplog
     proc.wait()
     assert not (killed / "model.safetensors").exists()  # it really died mid-run
 
-    caplog.set_level(logging.INFO, logger="hfpipe.pretraining")
+    caplog.set_level(logging.INFO, logger="hfpipe.training.run")
     trainer = pretrain.main(tiny_args(corpus, killed, *args))  # resumes on its own
     assert trainer.state.global_step == 40
     resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
@@ -218,14 +219,14 @@ def test_finished_model_in_output_dir_is_refused_unless_overwrite(corpus, tmp_pa
     out = tmp_path / "run"
     (out / "old").mkdir(parents=True)
     (out / "config.json").write_text("{}")
-    (out / "all_results.json").write_text('{"eval_loss": 0.1}')
+    (out / "results.json").write_text('{"model": "old", "metrics": {"eval_loss": 0.1}}')
     with pytest.raises(CheckpointError, match="already holds a finished model.*overwrite_output_dir"):
         pretrain.main(tiny_args(corpus, out, "--max_steps", "4"))
     pretrain.main(
         tiny_args(corpus, out, "--max_steps", "4", "--eval_steps", "4", "--overwrite_output_dir", "true")
     )
     assert not (out / "old").exists()  # nothing of the earlier run is left beside the new weights
-    assert json.loads((out / "all_results.json").read_text())["eval_loss"] > 0.5
+    assert json.loads((out / "results.json").read_text())["metrics"]["eval_loss"] > 0.5
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(corpus, tmp_path):
@@ -279,7 +280,7 @@ def test_continual_pretraining_from_gpt2_checkpoint(corpus, tmp_path):
         tiny_args(corpus, out, "--model_name_or_path", str(gpt2_dir), "--max_steps", "12")
     )
     assert trainer.model.config.model_type == "hfpipe_gpt" and trainer.model.config.qkv_bias
-    assert json.loads((out / "all_results.json").read_text())["eval_loss"] < math.log(len(tok))
+    assert json.loads((out / "results.json").read_text())["metrics"]["eval_loss"] < math.log(len(tok))
 
 
 def test_fsdp_on_a_cpu_only_launch_is_refused(monkeypatch, tmp_path):

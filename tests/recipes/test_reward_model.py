@@ -11,11 +11,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "preference"))
-import reward_model  # noqa: E402
 from pref_fixtures import common_args, one_torch_thread, preference_records, save_start_model, write_json  # noqa: E402, F401
 
+from hfpipe.cli import reward_model  # noqa: E402
 from hfpipe.preference.reward import evaluate_pairs  # noqa: E402
 
 

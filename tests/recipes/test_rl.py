@@ -8,9 +8,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "preference"))
-import rl  # noqa: E402
 from pref_fixtures import (  # noqa: E402, F401
     common_args,
     one_torch_thread,
@@ -21,6 +19,7 @@ from pref_fixtures import (  # noqa: E402, F401
 )
 
 from hfpipe import GPTConfig, GPTForSequenceClassification  # noqa: E402
+from hfpipe.cli import rl  # noqa: E402
 from hfpipe.preference.rl import first_last, fit_prompts, run_rl  # noqa: E402
 from hfpipe.recipe_args import parse_recipe_args  # noqa: E402
 

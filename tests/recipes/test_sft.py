@@ -14,9 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, OPTConfig, OPTForCausalLM
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tests" / "sft"))
-import sft  # noqa: E402
 from sft_fixtures import (  # noqa: E402
     alpaca_records,
     bpe_tokenizer,
@@ -26,9 +24,10 @@ from sft_fixtures import (  # noqa: E402
     write_json,
 )
 
+from hfpipe.cli import sft  # noqa: E402
+from hfpipe.data.instructions import ALPACA_CHAT_TEMPLATE, format_alpaca_prompt  # noqa: E402
 from hfpipe.loading import load_model  # noqa: E402
 from hfpipe.recipe_args import run_recipe  # noqa: E402
-from hfpipe.sft.formats import ALPACA_CHAT_TEMPLATE, format_alpaca_prompt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +60,9 @@ def test_sft_end_to_end(start, data, tmp_path, capsys):
     answers = json.loads((out / "test_responses.json").read_text())
     assert len(answers) == 8 and {"instruction", "input", "reference", "response"} <= set(answers[0])
     assert "validation loss" in printed and "ended with eos 100.0 %" in printed
-    summary = json.loads((out / "sft_summary.json").read_text())
-    assert summary["data_format"] == "alpaca" and summary["metrics"]["test_answers"] == 8
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["stage"] == "sft" and summary["data_format"] == "alpaca"
+    assert summary["metrics"]["test_answers"] == 8 and summary["metrics"]["eos_share"] == 1.0
 
     # the saved tokenizer carries the template training used: inference renders the same prompt
     tok = AutoTokenizer.from_pretrained(out)

@@ -10,10 +10,7 @@ import pytest
 from hfpipe.recipe_args import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
-import convert_gpt2  # noqa: E402
-import finetune_classifier  # noqa: E402
-import pretrain  # noqa: E402
+from hfpipe.cli import convert_gpt2, finetune_classifier, pretrain  # noqa: E402
 
 CASES = {
     "not a number in the YAML": (
@@ -91,3 +88,70 @@ def test_the_command_line_prints_one_line_and_debug_shows_the_traceback(workdir)
         cmd, capture_output=True, text=True, cwd=workdir, env={**env, "HFPIPE_DEBUG": "1"}, timeout=300
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "invalid float value" in result.stderr
+
+
+@pytest.fixture
+def saved_models(tmp_path):
+    """A causal GPT and a classifier of the same shape, with a tokenizer, saved as the recipes save them."""
+    import torch
+
+    from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    tok = train_bpe_tokenizer(["say red", "say blue please"] * 20, vocab_size=280, model_max_length=64)
+    config = dict(vocab_size=len(tok), context_length=64, emb_dim=32, n_heads=2, n_layers=1,
+                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    for name, model in (
+        ("lm", GPTForCausalLM(GPTConfig(**config))),
+        ("spam", GPTForSequenceClassification(GPTConfig(**config))),
+    ):
+        model.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("recipe", ["sft", "dpo", "rl"])
+def test_a_classifier_is_refused_as_a_language_model_start(recipe, saved_models, capsys, monkeypatch):
+    import importlib
+    import json
+
+    monkeypatch.chdir(saved_models)
+    records = [
+        {"instruction": "Say red.", "input": "", "output": "red", "chosen": "red", "rejected": "blue"}
+    ] * 20
+    (saved_models / "data.json").write_text(json.dumps(records))
+    main = importlib.import_module(f"hfpipe.cli.{recipe}").main
+    args = [
+        "--model_name_or_path",
+        "spam",
+        "--dataset_name",
+        "data.json",
+        "--output_dir",
+        "out",
+        "--report_to",
+        "none",
+    ]
+    if recipe == "rl":
+        args += ["--reward_functions", "ends_with_eos"]
+    line = one_line_error(main, args, capsys)
+    assert (
+        "spam is a sequence classifier (GPTForSequenceClassification): it has no trained language-model head"
+        in line
+    )
+    assert not (saved_models / "out").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[{"instruction": "a", "output": "b"},\n {"instruction": "c" "output": "d"}]', "is not valid JSON at line 2, column 22"),
+    ("[]", "holds no records"),
+])  # fmt: skip
+def test_bad_json_data_is_one_line_naming_the_file(content, message, saved_models, capsys, monkeypatch):
+    from hfpipe.cli import sft
+
+    monkeypatch.chdir(saved_models)
+    (saved_models / "data.json").write_text(content)
+    line = one_line_error(
+        sft.main, ["--model_name_or_path", "lm", "--dataset_name", "data.json", "--output_dir", "o"], capsys
+    )
+    assert line.startswith("error: data.json") and message in line

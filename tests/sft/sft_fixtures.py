@@ -40,7 +40,7 @@ def write_json(path: Path, records: list[dict]) -> Path:
 
 
 def corpus_texts() -> list[str]:
-    from hfpipe.sft.formats import format_alpaca_prompt
+    from hfpipe.data.instructions import format_alpaca_prompt
 
     texts = [format_alpaca_prompt(r) + r["output"] for r in alpaca_records(200, seed=1)]
     return texts + ["<|user|>\n<|assistant|>\n<|system|>\n"] * 5

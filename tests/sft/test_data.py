@@ -1,4 +1,8 @@
-"""hfpipe.sft.data: the response-only label mask, token by token, for every format; splits; bad input."""
+"""hfpipe.sft.data: the response-only label mask, token by token, for every format; splits; bad input.
+
+The tokenizer is prepared as an SFT run prepares it: eos (``set_eos_token``), the pad rule (``fit_pad_token``)
+and the format's chat template (``set_chat_template``).
+"""
 
 import json
 import sys
@@ -7,21 +11,29 @@ from pathlib import Path
 import pytest
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from hfpipe.sft.data import (
-    IGNORE_INDEX,
-    load_sft_records,
-    prepare_tokenizer,
+from hfpipe.data.instructions import (
+    ALPACA_PREAMBLE,
+    load_instruction_records,
+    normalize_record,
+    set_chat_template,
     split_records,
-    tokenize_record,
-    tokenize_records,
 )
-from hfpipe.sft.formats import ALPACA_PREAMBLE, normalize_record
+from hfpipe.sft.data import IGNORE_INDEX, tokenize_record, tokenize_records
 from hfpipe.sft.inspect import render_example
+from hfpipe.training.run import fit_pad_token, set_eos_token
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sft_fixtures import alpaca_records, bpe_tokenizer, char_tokenizer, write_json  # noqa: E402
 
 EOS = "<|endoftext|>"
+
+
+def prepare_tokenizer(tok, fmt: str, eos_token: str | None = None) -> None:
+    set_eos_token(tok, eos_token)
+    fit_pad_token(None, tok)
+    set_chat_template(tok, fmt)
+
+
 HEAD = f"{ALPACA_PREAMBLE}\n\n### Instruction:\n"
 CHAT = [
     {"role": "system", "content": "Be brief."},
@@ -113,7 +125,7 @@ def test_pad_equal_to_eos_is_fixed_with_a_warning(caplog):
     tok.chat_template = None
     prepare_tokenizer(tok, "messages")
     assert tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
-    assert "pad token is the eos token" in caplog.text
+    assert "pad token is its eos token" in caplog.text
     assert "{% generation %}" in tok.chat_template  # hfpipe's default template, for a tokenizer without one
 
 
@@ -177,16 +189,16 @@ def test_load_from_data_sources(tmp_path, suffix):
         import pandas as pd
 
         pd.DataFrame(records).to_parquet(path)
-    kept, fmt, dropped = load_sft_records(str(path))
+    kept, fmt, dropped = load_instruction_records(str(path))
     assert fmt == "alpaca" and len(kept) == 5 and dropped == {"empty response": 1}
 
 
 def test_load_errors_name_the_problem(tmp_path):
     bad = write_json(tmp_path / "qa.json", [{"question": "q", "answer": "a"}])
     with pytest.raises(ValueError, match="no usable columns"):
-        load_sft_records(str(bad))
+        load_instruction_records(str(bad))
     empty = write_json(tmp_path / "empty.json", [{"messages": [{"role": "user", "content": "hi"}]}])
     with pytest.raises(ValueError, match="no usable messages record.*no assistant turn"):
-        load_sft_records(str(empty))
+        load_instruction_records(str(empty))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_sft_records(str(tmp_path / "missing.json"))
+        load_instruction_records(str(tmp_path / "missing.json"))

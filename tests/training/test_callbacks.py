@@ -1,4 +1,5 @@
-"""hfpipe.training.callbacks with every trainer that hfpipe recipes use: Trainer, SFTTrainer, DPOTrainer, RewardTrainer."""
+"""hfpipe.training.callbacks with every trainer hfpipe's stages use (Trainer, SFTTrainer, DPOTrainer, RewardTrainer,
+GRPOTrainer), through the run lifecycle (``train_and_evaluate``), down to the TensorBoard event files."""
 
 import copy
 import math
@@ -6,8 +7,18 @@ import math
 import pytest
 import torch
 from datasets import Dataset
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
-from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
+from trl import (
+    DPOConfig,
+    DPOTrainer,
+    GRPOConfig,
+    GRPOTrainer,
+    RewardConfig,
+    RewardTrainer,
+    SFTConfig,
+    SFTTrainer,
+)
 
 from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
 from hfpipe.tokenization import train_bpe_tokenizer
@@ -19,6 +30,7 @@ from hfpipe.training.callbacks import (
     add_callbacks,
     standard_callbacks,
 )
+from hfpipe.training.run import train_and_evaluate
 
 TEXTS = [
     f"the {a} {b} sat on the {c}."
@@ -47,62 +59,84 @@ COMMON = dict(max_steps=4, per_device_train_batch_size=2, per_device_eval_batch_
               use_cpu=True, bf16=False)  # fmt: skip
 
 
-def build(kind: str, tokenizer, out):
+def build(kind: str, tokenizer, out, **overrides):
+    """A tiny trainer of ``kind``, with no callbacks of hfpipe's: the lifecycle adds them."""
     text = Dataset.from_dict({"text": TEXTS})
     pairs = Dataset.from_dict(
         {"prompt": ["the cat sat on the"] * 6, "chosen": [" mat."] * 6, "rejected": [" log log log"] * 6}
     )
+    common = {**COMMON, **overrides}
     if kind == "Trainer":
         enc = text.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
         return Trainer(
-            model=tiny(GPTForCausalLM, tokenizer), args=TrainingArguments(str(out), **COMMON), train_dataset=enc,
+            model=tiny(GPTForCausalLM, tokenizer), args=TrainingArguments(str(out), **common), train_dataset=enc,
             eval_dataset=enc, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-            callbacks=standard_callbacks(tokenizer, "the cat", 4),
         )  # fmt: skip
     if kind == "SFTTrainer":
         return SFTTrainer(
-            model=tiny(GPTForCausalLM, tokenizer), args=SFTConfig(str(out), max_length=32, **COMMON),
+            model=tiny(GPTForCausalLM, tokenizer), args=SFTConfig(str(out), max_length=32, **common),
             train_dataset=text, eval_dataset=text, processing_class=tokenizer,
-            callbacks=standard_callbacks(tokenizer, "the cat", 4),
         )  # fmt: skip
     if kind == "DPOTrainer":
         policy = tiny(GPTForCausalLM, tokenizer)
         return DPOTrainer(
-            model=policy, ref_model=copy.deepcopy(policy), args=DPOConfig(str(out), max_length=32, **COMMON),
+            model=policy, ref_model=copy.deepcopy(policy), args=DPOConfig(str(out), max_length=32, **common),
             train_dataset=pairs, eval_dataset=pairs, processing_class=tokenizer,
-            callbacks=standard_callbacks(tokenizer, "the cat", 4),
+        )  # fmt: skip
+    if kind == "GRPOTrainer":
+        grpo = {
+            k: v
+            for k, v in common.items()
+            if k not in ("eval_strategy", "eval_steps", "per_device_eval_batch_size")
+        }
+        return GRPOTrainer(
+            model=tiny(GPTForCausalLM, tokenizer), reward_funcs=lambda completions, **kw: [float(len(c)) for c in completions],
+            args=GRPOConfig(str(out), num_generations=2, max_completion_length=4, **grpo),
+            train_dataset=pairs.select_columns(["prompt"]), processing_class=tokenizer,
         )  # fmt: skip
     return RewardTrainer(
         model=tiny(GPTForSequenceClassification, tokenizer, num_labels=1),
-        args=RewardConfig(str(out), max_length=32, **COMMON),
+        args=RewardConfig(str(out), max_length=32, **common),
         train_dataset=pairs, eval_dataset=pairs, processing_class=tokenizer,
-        callbacks=standard_callbacks(),
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", ["Trainer", "SFTTrainer", "DPOTrainer", "RewardTrainer"])
-def test_every_trainer_takes_the_callbacks(kind, tokenizer, tmp_path):
-    trainer = build(kind, tokenizer, tmp_path)
-    add_callbacks(
-        trainer, [cb for cb in trainer.callback_handler.callbacks if type(cb).__module__.startswith("hfpipe")]
-    )
-    trainer.train()
+def tensorboard_tags(logging_dir) -> set[str]:
+    """Every scalar tag in the TensorBoard event files under ``logging_dir``."""
+    tags = set()
+    for events in sorted(p.parent for p in logging_dir.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
+@pytest.mark.parametrize("kind", ["Trainer", "SFTTrainer", "DPOTrainer", "RewardTrainer", "GRPOTrainer"])
+def test_every_trainer_logs_hfpipe_figures_to_tensorboard(kind, tokenizer, tmp_path):
+    trainer = build(kind, tokenizer, tmp_path, report_to="tensorboard")  # events under output_dir/runs
+    sample = kind not in ("RewardTrainer", "GRPOTrainer")
+    metrics = train_and_evaluate(trainer, standard_callbacks(tokenizer if sample else None, "the cat", 4))
     history = trainer.state.log_history
     train_logs = [h for h in history if "loss" in h]
     assert train_logs and all("tokens_seen" in h for h in train_logs)
     assert train_logs[-1]["tokens_seen"] > train_logs[0]["tokens_seen"] > 0
     assert all(h["tokens_per_second"] > 0 for h in train_logs[1:])
-    evals = [h for h in history if "eval_loss" in h]
-    assert evals and evals[-1]["eval_perplexity"] == pytest.approx(math.exp(evals[-1]["eval_loss"]))
+    assert metrics["tokens_seen"] == train_logs[-1]["tokens_seen"]
+    tags = tensorboard_tags(tmp_path)
+    assert {"train/tokens_per_second", "train/tokens_seen"} <= tags, sorted(tags)
+    if kind != "GRPOTrainer":  # GRPO has no validation loss
+        evals = [h for h in history if "eval_loss" in h]
+        assert evals and evals[-1]["eval_perplexity"] == pytest.approx(math.exp(evals[-1]["eval_loss"]))
+        assert "eval/perplexity" in tags, sorted(tags)
     plot = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, LossPlotCallback))
     assert plot.path == tmp_path / "loss.png" and plot.path.stat().st_size > 1000
     samplers = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, SampleTextCallback)]
-    if kind != "RewardTrainer":
+    if sample:
         assert samplers[0].samples and samplers[0].samples[0][0] == 4
 
 
 def test_add_callbacks_puts_them_before_the_loggers(tokenizer, tmp_path):
-    trainer = build("Trainer", tokenizer, tmp_path)
+    trainer = build("Trainer", tokenizer, tmp_path, report_to="tensorboard")
     names = [type(cb).__name__ for cb in trainer.callback_handler.callbacks]
     ours = standard_callbacks()
     add_callbacks(trainer, ours)
@@ -113,6 +147,7 @@ def test_add_callbacks_puts_them_before_the_loggers(tokenizer, tmp_path):
 
 def test_nan_guard_stops_before_the_optimizer_step(tokenizer, tmp_path):
     trainer = build("Trainer", tokenizer, tmp_path)
+    add_callbacks(trainer, standard_callbacks())
     with torch.no_grad():  # poison the forward pass: the loss is NaN from the first step
         trainer.model.model.final_norm.weight[0] = float("nan")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

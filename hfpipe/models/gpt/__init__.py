@@ -1,36 +1,23 @@
-"""The GPT family: configuration and models, registered with transformers' Auto classes."""
+"""The GPT family: configuration and models.
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-)
+The model classes are imported on first use (they pull in transformers' modeling stack and torch); using one
+through this package registers them all with transformers' Auto classes (``hfpipe.auto_registration``).
+"""
+
+import importlib
 
 from .configuration_gpt import GPT_PRESETS, GPTConfig
-from .modeling_gpt import GPTForCausalLM, GPTForSequenceClassification, GPTModel, GPTPreTrainedModel
+
+_MODELS = ("GPTForCausalLM", "GPTForSequenceClassification", "GPTModel", "GPTPreTrainedModel")
 
 
-def register() -> None:
-    """Register the GPT classes with the Auto classes, and for auto-class export (``auto_map`` + code)."""
-    AutoConfig.register(GPTConfig.model_type, GPTConfig, exist_ok=True)
-    AutoModel.register(GPTConfig, GPTModel, exist_ok=True)
-    AutoModelForCausalLM.register(GPTConfig, GPTForCausalLM, exist_ok=True)
-    AutoModelForSequenceClassification.register(GPTConfig, GPTForSequenceClassification, exist_ok=True)
-    GPTConfig.register_for_auto_class()
-    GPTModel.register_for_auto_class("AutoModel")
-    GPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
-    GPTForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+def __getattr__(name: str):
+    if name in _MODELS:
+        from ...auto_registration import register_models
+
+        register_models()
+        return getattr(importlib.import_module(".modeling_gpt", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-register()
-
-__all__ = [
-    "GPT_PRESETS",
-    "GPTConfig",
-    "GPTForCausalLM",
-    "GPTForSequenceClassification",
-    "GPTModel",
-    "GPTPreTrainedModel",
-    "register",
-]
+__all__ = ["GPT_PRESETS", "GPTConfig", *_MODELS]

@@ -6,6 +6,11 @@ with ``trust_remote_code=True`` where hfpipe is not installed.
 
 from transformers import PreTrainedConfig
 
+# From transformers ~5.3 configs are dataclasses (fields with defaults, checked in __post_init__); before, a
+# config's __init__ takes keyword arguments. GPTConfig is written as a dataclass and, on those earlier
+# releases, gets an __init__ that passes its defaults on and runs the same checks.
+_DATACLASS_CONFIGS = hasattr(PreTrainedConfig, "__dataclass_fields__")
+
 # The book's GPT-2 sizes (124M / 355M / 774M / 1558M) and a tiny one for tests.
 GPT_PRESETS: dict[str, dict] = {
     "gpt2-small": {"emb_dim": 768, "n_layers": 12, "n_heads": 12},
@@ -46,7 +51,7 @@ class GPTConfig(PreTrainedConfig):
     """
 
     model_type = "hfpipe_gpt"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the KV cache: `cache` from transformers 5.24
     attribute_map = {
         "hidden_size": "emb_dim",
         "num_hidden_layers": "n_layers",
@@ -74,6 +79,14 @@ class GPTConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self._check()
         super().__post_init__(**kwargs)
+
+    if not _DATACLASS_CONFIGS:
+
+        def __init__(self, **kwargs):
+            for name in GPTConfig.__annotations__:
+                kwargs.setdefault(name, getattr(GPTConfig, name))
+            super().__init__(**kwargs)
+            self._check()
 
     def _check(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "ff_mult"):

@@ -46,26 +46,33 @@ AUTO_MAP = {
 }
 
 
-# The arguments of create_causal_mask changed within transformers 5: `input_embeds` became `inputs_embeds` (5.2)
-# and the then required `cache_position` was dropped later. The mask is built with the ones this version takes.
+# The arguments of create_causal_mask changed within transformers 5: `input_embeds` became `inputs_embeds` (5.2),
+# the then required `cache_position` was dropped later, and `past_key_values` became `cache` (5.24). The mask is
+# built with the ones this version takes.
 _MASK_ARGS = inspect.signature(create_causal_mask).parameters
+# The KV cache's name in this transformers: `cache` from 5.24 (forward arguments, outputs, generate's inputs),
+# `past_key_values` before. The model takes either name and returns the cache under this one.
+CACHE_NAME = "cache" if "cache" in _MASK_ARGS else "past_key_values"
 
 
-def make_causal_mask(config, inputs_embeds, attention_mask, past_key_values, position_ids, past_len):
+def make_causal_mask(config, inputs_embeds, attention_mask, cache, position_ids, past_len):
     """``create_causal_mask`` for a chunk of ``inputs_embeds`` after ``past_len`` cached tokens."""
     embeds_name = "inputs_embeds" if "inputs_embeds" in _MASK_ARGS else "input_embeds"
-    kwargs = {embeds_name: inputs_embeds}
+    kwargs = {embeds_name: inputs_embeds, CACHE_NAME: cache}
     if "cache_position" in _MASK_ARGS:
         kwargs["cache_position"] = torch.arange(
             past_len, past_len + inputs_embeds.shape[1], device=inputs_embeds.device
         )
     return create_causal_mask(
-        config=config,
-        attention_mask=attention_mask,
-        past_key_values=past_key_values,
-        position_ids=position_ids,
-        **kwargs,
+        config=config, attention_mask=attention_mask, position_ids=position_ids, **kwargs
     )
+
+
+def resolve_cache(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    """The cache passed under either name (``cache`` from transformers 5.24, ``past_key_values`` before)."""
+    if cache is not None and past_key_values is not None:
+        raise ValueError("pass the KV cache as either `cache` or `past_key_values`, not both")
+    return cache if cache is not None else past_key_values
 
 
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -96,15 +103,15 @@ class GPTAttention(nn.Module):
         self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=config.qkv_bias)
         self.out_proj = nn.Linear(config.emb_dim, config.emb_dim)
         self.out_proj.is_residual_projection = True  # scaled GPT-2 init, see GPTPreTrainedModel._init_weights
-        self.attn_dropout = config.drop_rate
+        self.attn_dropout = nn.Dropout(config.drop_rate)  # a module: trl's disable_dropout (p = 0) reaches it
         self.resid_dropout = nn.Dropout(config.drop_rate)
 
-    def forward(self, hidden_states, attention_mask=None, past_key_values: Cache | None = None, **kwargs):
+    def forward(self, hidden_states, attention_mask=None, cache: Cache | None = None, **kwargs):
         batch, seq_len, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
-        if past_key_values is not None:
-            key, value = past_key_values.update(key, value, self.layer_idx)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
 
         # "eager" is not registered there: it is this file's function (get_interface is newer than 5.0)
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get(
@@ -116,7 +123,7 @@ class GPTAttention(nn.Module):
             key,
             value,
             attention_mask,
-            dropout=self.attn_dropout if self.training else 0.0,
+            dropout=self.attn_dropout.p if self.training else 0.0,
             scaling=self.scaling,
             **kwargs,
         )
@@ -150,12 +157,9 @@ class GPTBlock(GradientCheckpointingLayer):
         self.norm2 = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
         self.ff = GPTFeedForward(config)
 
-    def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
+    def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
         attn_output, _ = self.att(
-            self.norm1(hidden_states),
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            **kwargs,
+            self.norm1(hidden_states), attention_mask=attention_mask, cache=cache, **kwargs
         )
         hidden_states = hidden_states + attn_output
         return hidden_states + self.ff(self.norm2(hidden_states))
@@ -169,7 +173,7 @@ class GPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["GPTBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -221,13 +225,15 @@ class GPTModel(GPTPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         """Run the backbone; ``output_hidden_states``/``output_attentions``/``return_dict`` are handled by
-        ``capture_outputs``."""
+        ``capture_outputs``. The KV cache comes as ``cache`` or ``past_key_values``, whichever the caller uses."""
+        cache = resolve_cache(cache, past_key_values)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("GPTModel.forward needs exactly one of input_ids or inputs_embeds")
@@ -236,9 +242,9 @@ class GPTModel(GPTPreTrainedModel):
 
         if inputs_embeds is None:
             inputs_embeds = self.tok_emb(input_ids)
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past_len = cache.get_seq_length() if cache is not None else 0
         seq_len = inputs_embeds.shape[1]
         # Packed rows (padding-free training) restart position_ids per example: only positions must fit.
         longest = int(position_ids.max()) + 1 if position_ids is not None else past_len + seq_len
@@ -258,23 +264,20 @@ class GPTModel(GPTPreTrainedModel):
 
         hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
         causal_mask = make_causal_mask(
-            self.config, inputs_embeds, attention_mask, past_key_values, mask_position_ids, past_len
+            self.config, inputs_embeds, attention_mask, cache, mask_position_ids, past_len
         )
 
         for block in self.blocks:  # hidden_states positional: the hooks of `capture_outputs` read args[0]
-            hidden_states = block(
-                hidden_states, attention_mask=causal_mask, past_key_values=past_key_values, **kwargs
-            )
+            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
         return BaseModelOutputWithPast(
-            last_hidden_state=self.final_norm(hidden_states),
-            past_key_values=past_key_values if use_cache else None,
+            last_hidden_state=self.final_norm(hidden_states), **{CACHE_NAME: cache if use_cache else None}
         )
 
 
 def _backbone_extras(outputs: BaseModelOutputWithPast) -> dict:
     """What a head's output passes on from the backbone's: the cache and the recorded states."""
     return {
-        "past_key_values": outputs.past_key_values,
+        CACHE_NAME: getattr(outputs, CACHE_NAME),
         "hidden_states": outputs.hidden_states,
         "attentions": outputs.attentions,
     }
@@ -297,23 +300,25 @@ class GPTForCausalLM(GPTPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """``labels`` are the input ids themselves (shifted inside, -100 ignored), as everywhere in transformers.
 
-        The arguments ``generate()`` looks for in this signature are named; the rest (``output_attentions``,
+        The KV cache comes as ``cache`` (transformers 5.24 and later) or ``past_key_values`` (before). The
+        arguments ``generate()`` looks for in this signature are named; the rest (``output_attentions``,
         ``output_hidden_states``, attention-kernel kwargs) go to ``GPTModel`` through ``kwargs``.
         """
         outputs = self.model(
             input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,

@@ -1,4 +1,6 @@
-"""SFT data formats: the book's Alpaca prompt template, chat messages, prompt/completion and plain text.
+"""Instruction data, shared by SFT, the reward model, DPO and RL: formats, the book's split, chat templates.
+
+Formats: the book's Alpaca prompt template, chat messages, prompt/completion and plain text.
 
 Every record is normalised to one of three shapes before tokenization:
 
@@ -13,7 +15,14 @@ counted by reason, never trained as an empty target.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from dataclasses import dataclass, field
+
+from hfpipe.data.args import SplitArguments
+from hfpipe.data.sources import load_raw_dataset
+
+logger = logging.getLogger(__name__)
 
 # The book's (LLMs-from-scratch ch. 7) Alpaca template; "### Input:" only when the input is non-empty.
 ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -179,3 +188,107 @@ __all__ = [
     "normalize_record",
     "normalize_records",
 ]
+
+
+@dataclass
+class InstructionSplitArguments(SplitArguments):
+    """``SplitArguments`` with the book's split of instruction and preference data: 85 % train, 10 % test,
+    5 % validation, in file order (935 / 110 / 55 of its 1,100 records)."""
+
+    validation_size: float = field(default=0.05, metadata={"help": "share held out for validation"})
+    test_size: float = field(default=0.10, metadata={"help": "share held out for test answers"})
+    split_seed: int | None = field(
+        default=None,
+        metadata={"help": "shuffle with this seed before splitting; null keeps file order (the book)"},
+    )
+
+
+def split_records(
+    records: list, test_size: float = 0.10, validation_size: float = 0.05, seed: int | None = None
+) -> dict[str, list]:
+    """train/test/validation as the book does (85/10/5, sizes rounded down, validation gets the rest)."""
+    if seed is not None:
+        from datasets import Dataset
+
+        records = Dataset.from_list(records).shuffle(seed=seed).to_list()
+    n = len(records)
+    n_train, n_test = int(n * (1 - test_size - validation_size) + 1e-9), int(n * test_size + 1e-9)
+    if n_train == 0:
+        raise ValueError(f"{n} records leave none for training; add data or lower test_size/validation_size")
+    return {
+        "train": records[:n_train],
+        "test": records[n_train : n_train + n_test],
+        "validation": records[n_train + n_test :],
+    }
+
+
+def is_conversational(record: dict) -> bool:
+    """True for chat records (``messages``, or prompt/completion given as messages)."""
+    return "messages" in record or isinstance(record.get("prompt"), list)
+
+
+def _formats_of(columns) -> set[str]:
+    cols = set(columns)
+    found = {"alpaca"} if {"instruction", "output"} <= cols else set()
+    found |= {"messages"} if cols & {"messages", "conversations"} else set()
+    found |= {"prompt_completion"} if {"prompt", "completion"} <= cols else set()
+    return found | ({"text"} if "text" in cols else set())
+
+
+def load_instruction_records(
+    dataset_name: str, dataset_format: str = "auto", dataset_config: str | None = None, split: str = "train"
+) -> tuple[list[dict], str, Counter]:
+    """Load ``dataset_name`` (json/jsonl/parquet/csv file, directory, glob or Hub id) and normalise its records.
+
+    Returns (records, the format used, Counter of dropped records by reason).
+    """
+    if not dataset_name:
+        raise ValueError("no dataset given: set dataset_name to a .json/.jsonl/.parquet file or a Hub id")
+    ds = load_raw_dataset(dataset_name, split=split, config_name=dataset_config)
+    fmt = detect_format(ds.column_names) if dataset_format == "auto" else dataset_format
+    needed = {"alpaca": "alpaca", "alpaca_chat": "alpaca"}.get(fmt, fmt)
+    if fmt != "auto" and needed not in _formats_of(ds.column_names):
+        raise ValueError(
+            f"{dataset_name}: dataset_format {fmt} needs the columns {FORMAT_COLUMNS[needed]}, but the data has "
+            f"{ds.column_names}; fix dataset_format (auto detects it) or the column names"
+        )
+    records, dropped = normalize_records(ds, fmt)
+    if not records:
+        reasons = ", ".join(f"{n} {r}" for r, n in dropped.items()) or "no records"
+        raise ValueError(
+            f"{dataset_name}: no usable {fmt} record ({reasons}); check the data or dataset_format"
+        )
+    if dropped:
+        logger.warning("%s: dropped %d records (%s)", dataset_name, sum(dropped.values()), dict(dropped))
+    return records, fmt, dropped
+
+
+def set_chat_template(tokenizer, fmt: str) -> None:
+    """Give ``tokenizer`` the chat template records of format ``fmt`` train with (in place).
+
+    The template stays on the tokenizer saved with the model, so inference renders what training saw: Alpaca
+    records get the book's template; chat formats keep the tokenizer's own, with ``{% generation %}`` marks
+    added by trl where it has none (they tell assistant tokens apart).
+    """
+    from trl.chat_template_utils import has_generation_markers
+
+    from hfpipe.tokenization import CHAT_TEMPLATE
+
+    if fmt == "alpaca":
+        tokenizer.chat_template = ALPACA_CHAT_TEMPLATE
+    elif not tokenizer.chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    elif fmt in ("messages", "alpaca_chat", "prompt_completion") and not has_generation_markers(
+        tokenizer.chat_template
+    ):
+        from trl.chat_template_utils import get_training_chat_template
+
+        try:
+            patched = get_training_chat_template(tokenizer)
+        except ValueError as err:
+            raise ValueError(
+                f"the tokenizer's chat template has no {{% generation %}} marks, so assistant turns cannot be told "
+                f"apart ({err}); give a template with them in chat_template_path"
+            ) from None
+        if patched:
+            tokenizer.chat_template = patched

@@ -1,8 +1,8 @@
-"""hfpipe.sft.formats: the book's template, format detection, normalisation and dropped records."""
+"""hfpipe.data.instructions: the book's template, format detection, normalisation and dropped records."""
 
 import pytest
 
-from hfpipe.sft.formats import (
+from hfpipe.data.instructions import (
     ALPACA_PREAMBLE,
     check_messages,
     detect_format,

@@ -1,0 +1,60 @@
+"""hfpipe.compat: the transformers API that moved within 5.x — cache name, renamed training keys, tested range."""
+
+import logging
+
+import pytest
+import transformers
+from transformers import TrainingArguments
+
+from hfpipe.compat import TESTED_TRANSFORMERS, cache_name, training_key_translations, warn_if_untested
+from hfpipe.recipe_args import ConfigError, parse_recipe_args
+
+NEW = {"train_sampling_strategy", "output_dir"}  # transformers 5.2 and later
+OLD = {"group_by_length", "output_dir"}  # transformers 5.0 and 5.1
+
+
+def test_cache_name_follows_the_release():
+    before_rename = tuple(int(p) for p in transformers.__version__.split(".")[:2]) < (5, 24)
+    assert cache_name() == ("past_key_values" if before_rename else "cache")
+
+
+def test_renamed_training_keys_translate_both_ways():
+    assert training_key_translations(NEW)["group_by_length"](True) == {
+        "train_sampling_strategy": "group_by_length"
+    }
+    assert training_key_translations(NEW)["group_by_length"]("false") == {"train_sampling_strategy": "random"}
+    old = training_key_translations(OLD)["train_sampling_strategy"]
+    assert old("group_by_length") == {"group_by_length": True} and old("random") == {"group_by_length": False}
+    with pytest.raises(ValueError, match="needs transformers 5.2"):
+        old("sequential")
+    assert training_key_translations(NEW | OLD) == {}
+
+
+@pytest.mark.parametrize("spelling", ["yaml-new", "yaml-old", "cli-new", "cli-old"])
+def test_either_spelling_parses_on_the_installed_release(tmp_path, spelling):
+    new, old = "train_sampling_strategy: group_by_length", "group_by_length: true"
+    yaml_line = {"yaml-new": new, "yaml-old": old}.get(spelling, "")
+    (tmp_path / "c.yaml").write_text(f"output_dir: {tmp_path / 'out'}\nuse_cpu: true\n{yaml_line}\n")
+    cli = {"cli-new": ["--train_sampling_strategy", "group_by_length"], "cli-old": ["--group_by_length=true"]}
+    (args,) = parse_recipe_args(
+        [TrainingArguments], ["--config", str(tmp_path / "c.yaml"), *cli.get(spelling, [])]
+    )
+    grouped = getattr(args, "train_sampling_strategy", None) == "group_by_length" or getattr(
+        args, "group_by_length", False
+    )
+    assert grouped, f"transformers {transformers.__version__}: {spelling} did not group by length"
+
+
+def test_unknown_key_is_still_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("output_dir: x\ngroup_by_lenght: true\n")
+    with pytest.raises(ConfigError, match="group_by_lenght"):
+        parse_recipe_args([TrainingArguments], ["--config", str(tmp_path / "c.yaml")])
+
+
+def test_one_warning_outside_the_tested_range(caplog):
+    caplog.set_level(logging.WARNING, logger="hfpipe.compat")
+    low, high = TESTED_TRANSFORMERS
+    assert not warn_if_untested(low) and not warn_if_untested(high) and not caplog.records
+    assert warn_if_untested("6.0.0") and warn_if_untested("4.57.1")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and all(f"tested range ({low} to" in m for m in messages), messages
