@@ -105,8 +105,7 @@ def _pss(pid: int) -> tuple[int, int]:
 def run_prepare(flags: list[str], work: Path, in_process: bool) -> dict:
     """recipes/prepare_data.py with ``flags``: wall seconds and (in a subprocess) peak memory of its tree."""
     if in_process:  # the smoke test: no second interpreter to start
-        sys.path.insert(0, str(RECIPE.parent))
-        import prepare_data
+        from hfpipe.cli import prepare_data
 
         start = time.perf_counter()
         prepare_data.main(flags)

@@ -26,7 +26,7 @@ autocast than in fp32, and one bf16 step of the full model (6 x 384) took over a
 keeps the bf16 runs to minutes there.
 
 The tinyshakespeare section (benchmarks/vs_nanogpt.py) runs recipes/configs/shakespeare_char.yaml and
-nanoGPT's README command for a CPU (benchmarks/nanogpt, unmodified) as two processes at the same time, one torch
+nanoGPT's README command for a CPU (a checkout of karpathy/nanoGPT, unmodified) as two processes at the same time, one torch
 thread each, and compares their wall times (goal: the recipe <= 0.8x nanoGPT's), the loss of both final models on
 the same held-out windows (goal: equal or lower) and where each run's time goes (benchmarks/pretrain_profile.py).
 A bf16 run of the recipe checks that quality holds in bf16: its held-out loss must end within 0.02 of fp32's.
@@ -467,6 +467,8 @@ def main(argv: list[str] | None = None) -> str:
         "--repeats", type=int, default=None, help="interleaved throughput rounds (default: 3, 2 with --quick)"
     )
     parser.add_argument("--shared", type=Path, default=SHARED, help="directory holding tinyshakespeare.txt")
+    parser.add_argument("--nanogpt", type=Path, default=None,
+                        help="a checkout of github.com/karpathy/nanoGPT (default: $NANOGPT_DIR)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep run outputs here (default: a temp dir)"
@@ -516,7 +518,7 @@ def main(argv: list[str] | None = None) -> str:
                 shk = state
                 write()
 
-            vs_nanogpt.run_all(args.shared, work / "shakespeare", plan, progress, update)
+            vs_nanogpt.run_all(args.shared, work / "shakespeare", plan, progress, update, args.nanogpt)
     table = write(done=True)
     print(table)
     return table

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import sys
@@ -152,8 +153,9 @@ def run_nanogpt(argv: list[str], regions: Regions, nanogpt_dir: Path) -> None:
     timed. get_batch and estimate_loss are globals of the script: they are wrapped right after their definition."""
     os.chdir(nanogpt_dir)
     sys.path.insert(0, str(nanogpt_dir))
-    import model as nanogpt_model
     import torch
+
+    nanogpt_model = importlib.import_module("model")  # nanoGPT's model.py, from its checkout
 
     w = regions.wrap
     w(nanogpt_model.GPT, "__init__", "model build")

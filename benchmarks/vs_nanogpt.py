@@ -2,7 +2,8 @@
 wall time, where it goes (benchmarks/pretrain_profile.py), and the loss of both final models on the same held-out
 windows. Used by bench_pretrain.py's tinyshakespeare section.
 
-nanoGPT's files are in benchmarks/nanogpt (unmodified). Both runs start as separate processes with the same
+nanoGPT is a checkout of https://github.com/karpathy/nanoGPT (unmodified; --nanogpt DIR or $NANOGPT_DIR: hfpipe does
+not ship it). Both runs start as separate processes with the same
 number of torch threads; by default they run at the same time, one thread each on this 2-core machine, so that
 the load of other jobs hits both alike (``concurrent=False`` runs them one after the other).
 """
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NANOGPT = HERE / "nanogpt"
+NANOGPT_ENV = "NANOGPT_DIR"  # a checkout of karpathy/nanoGPT
 PROFILER = HERE / "pretrain_profile.py"
 CONFIG = REPO / "recipes" / "configs" / "shakespeare_char.yaml"
 FULL_STEPS = 2000
@@ -68,11 +69,23 @@ class Run:
         return cmd + ["--", *self.args]
 
 
-def prepare_nanogpt(shared: Path, work: Path) -> tuple[Path, float]:
+def nanogpt_checkout(path: Path | None = None) -> Path:
+    """The nanoGPT checkout to run: ``path``, or ``$NANOGPT_DIR``; one line saying how to get it otherwise."""
+    path = path or (Path(os.environ[NANOGPT_ENV]) if os.environ.get(NANOGPT_ENV) else None)
+    if path is None or not (path / "train.py").is_file():
+        raise FileNotFoundError(
+            f"nanoGPT is not at {path or '(no --nanogpt / $NANOGPT_DIR given)'}: git clone "
+            "https://github.com/karpathy/nanoGPT and pass --nanogpt DIR (or set NANOGPT_DIR)"
+        )
+    return path
+
+
+def prepare_nanogpt(shared: Path, work: Path, source: Path | None = None) -> tuple[Path, float]:
     """Copy nanoGPT to ``work/nanogpt`` with tinyshakespeare as its input.txt and run its prepare.py; returns the
     directory and prepare.py's wall seconds."""
     target = work / "nanogpt"
-    shutil.copytree(NANOGPT, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    shutil.copytree(nanogpt_checkout(source), target, ignore=shutil.ignore_patterns("__pycache__", ".git"),
+                    dirs_exist_ok=True)  # fmt: skip
     shutil.copyfile(shared / "tinyshakespeare.txt", target / "data" / "shakespeare_char" / "input.txt")
     start = time.perf_counter()
     proc = subprocess.run(
@@ -111,9 +124,11 @@ def launch(runs: list[Run], threads: int | None, concurrent: bool) -> None:
 
     def one(run: Run) -> None:
         log = run.work / f"{run.name}.log"
+        # a cache of its own: a compiled run pays the compilation a first run pays
+        run_env = {**env, "TORCHINDUCTOR_CACHE_DIR": str(run.work / f"{run.name}.inductor-cache")}
         start = time.perf_counter()
         with open(log, "w") as f:
-            proc = subprocess.run(run.command(), cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+            proc = subprocess.run(run.command(), cwd=REPO, env=run_env, stdout=f, stderr=subprocess.STDOUT)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"{run.name} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
@@ -250,13 +265,13 @@ def reported_loss(run: Run) -> float | None:
     return evals[-1] if evals else None
 
 
-def run_all(shared: Path, work: Path, plan: Plan, progress, update) -> dict:
+def run_all(shared: Path, work: Path, plan: Plan, progress, update, nanogpt: Path | None = None) -> dict:
     """Prepare nanoGPT's data, run each pair (nanoGPT, hfpipe) and the bf16 run, and evaluate every final model on
     the same held-out windows. ``progress(message)`` reports, ``update(state)`` is called after each phase."""
     work.mkdir(parents=True, exist_ok=True)
     threads = plan.threads or (1 if plan.concurrent else None)
     state: dict = {"plan": plan, "threads": threads, "runs": []}
-    nanogpt_dir, state["prepare"] = prepare_nanogpt(shared, work)
+    nanogpt_dir, state["prepare"] = prepare_nanogpt(shared, work, nanogpt)
     text = validation_text(shared)
     pairs = [("nanoGPT", "hfpipe", False)] + (
         [("nanoGPT compiled", "hfpipe compiled", True)] if plan.compile else []
@@ -315,7 +330,7 @@ def render(state: dict, quick: bool) -> list[str]:
         "",
         "## Character-level tinyshakespeare: recipes/pretrain.py beside nanoGPT's train.py",
         "",
-        f"nanoGPT (benchmarks/nanogpt, unmodified) runs its README command for a CPU: `python train.py "
+        f"nanoGPT (a checkout of karpathy/nanoGPT, unmodified) runs its README command for a CPU: `python train.py "
         f"config/train_shakespeare_char.py {' '.join(nanogpt_flags(plan.steps)[1:])}` (eager: "
         "`--compile=False`), after its `data/shakespeare_char/prepare.py` (counted in its wall time). hfpipe runs "
         "`recipes/pretrain.py --config recipes/configs/shakespeare_char.yaml` with only the data path, output "

@@ -53,7 +53,9 @@ def warn_if_untested(version: str = transformers.__version__) -> bool:
 def quiet_known_deprecations() -> None:
     """Silence the deprecation notes hfpipe's users cannot act on: trl's configs set ``gradient_checkpointing``,
     which transformers 5.23 renamed ``activation_checkpointing`` (both names work in hfpipe's YAML)."""
-    warnings.filterwarnings("ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`(is_)?gradient_checkpointing\w*` is deprecated", category=FutureWarning
+    )
 
 
 def _to_strategy(value) -> str:

@@ -103,7 +103,9 @@ def load_pipeline(path: str, overrides: dict | None = None) -> dict:
         stage, _, sub = key.partition(".")
         if sub:
             if stage not in spec["stages"]:
-                raise ConfigError(f"--{key}: the pipeline has no stage {stage!r} ({', '.join(spec['stages'])})")
+                raise ConfigError(
+                    f"--{key}: the pipeline has no stage {stage!r} ({', '.join(spec['stages'])})"
+                )
             spec["stages"][stage] = {**(spec["stages"][stage] or {}), sub: value}
         else:
             spec[key] = value
@@ -144,7 +146,13 @@ def _cli(key: str, value) -> list[str]:
 
 def _file_identity(path: Path) -> list:
     """What a local input's content is judged by: its files' names, sizes and modification times."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else []
+    )
     return [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
 
 
@@ -277,7 +285,9 @@ def _lock(out: Path, config: str) -> dict:
     except FileExistsError:
         pid = lock.read_text().strip() or "?"
         if pid.isdigit() and _alive(int(pid)):
-            raise ConfigError(f"another pipeline (process {pid}) is running in {out}; wait for it, or stop it") from None
+            raise ConfigError(
+                f"another pipeline (process {pid}) is running in {out}; wait for it, or stop it"
+            ) from None
         lock.unlink(missing_ok=True)
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     os.write(fd, str(os.getpid()).encode())

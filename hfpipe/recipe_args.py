@@ -192,6 +192,11 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
         args = args[:i] + args[i + 2 :]
     yaml_data = _translate_yaml(yaml_data, translations)
     args = _translate_cli(args, translations)
+    unknown = [k for k in _cli_keys(args) if k.replace("-", "_") not in known and k not in ("help", "h")]
+    if unknown:
+        hints = [f"--{k}" + (f" (did you mean --{c[0]}?)" if (c := difflib.get_close_matches(k, sorted(known), n=1)) else "")
+                 for k in unknown]  # fmt: skip
+        raise ConfigError(f"unknown setting(s) {', '.join(hints)}; run with --help for the list of settings")
     for key, value in (yaml_data.pop("env", None) or {}).items():  # trl's `env:` block
         os.environ[key] = str(value)
     parser = RecipeParser(types + extra)

@@ -51,7 +51,9 @@ def hardware() -> dict:
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -107,7 +109,9 @@ def quality_table(out: Path, stages) -> list[dict]:
             rows.append({"figure": column, "stage": name, "value": value})
     gguf = next((s for s in stages if s.recipe == "export_gguf"), None)
     if gguf is not None and gguf.output.is_file():
-        rows.append({"figure": "GGUF size (MB)", "stage": gguf.name, "value": gguf.output.stat().st_size / 1e6})
+        rows.append(
+            {"figure": "GGUF size (MB)", "stage": gguf.name, "value": gguf.output.stat().st_size / 1e6}
+        )
     return rows
 
 
@@ -123,7 +127,11 @@ def side_by_side_answers(out: Path, stages, n: int = 5) -> list[dict]:
         return []
     records = [{"prompt": format_alpaca_prompt(t), "completion": t.get("reference", ""), "instruction": t["instruction"],
                 "input": t.get("input", "")} for t in tests[:n]]  # fmt: skip
-    models = [s for s in stages if s.recipe in ("pretrain", "sft", "dpo", "rl") and (out / s.name / "config.json").is_file()]
+    models = [
+        s
+        for s in stages
+        if s.recipe in ("pretrain", "sft", "dpo", "rl") and (out / s.name / "config.json").is_file()
+    ]
     rows = [{"instruction": r["instruction"], "input": r["input"]} for r in records]
     for stage in models:
         model, tokenizer = load_model(out / stage.name).eval(), load_tokenizer(out / stage.name)

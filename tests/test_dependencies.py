@@ -12,7 +12,9 @@ def test_imports_and_declared_dependencies_agree():
     deptry = shutil.which("deptry")
     assert deptry, "deptry is in the test extra: pip install -e '.[test]'"
     # the repository's own scripts, imported by path from tests and benchmarks, are first-party too
-    local = sorted({p.stem for folder in ("recipes", "benchmarks", "tests") for p in (REPO / folder).rglob("*.py")})
+    local = sorted(
+        {p.stem for folder in ("recipes", "benchmarks", "tests") for p in (REPO / folder).rglob("*.py")}
+    )
     first_party = [arg for name in ["hfpipe", *local] for arg in ("--known-first-party", name)]
     proc = subprocess.run([deptry, ".", *first_party], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,9 +9,7 @@ serving engine decodes what ``generate`` decodes. ``.ci/run`` runs them on the n
 
 import copy
 import logging
-import os
 import queue
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +24,9 @@ from hfpipe.compat import cache_kwargs, output_cache
 from hfpipe.serving.engine import Engine, Request, SamplingParams
 from hfpipe.tokenization import train_bpe_tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from without_hfpipe import run_without_hfpipe  # noqa: E402
+
 VERSIONS = f"transformers {transformers.__version__}, trl {trl.__version__}, torch {torch.__version__}"
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -112,32 +112,25 @@ def test_left_padded_batch_equals_unbatched(model, tokenizer):
 
 
 REMOTE_CODE_CHILD = r"""
-import importlib.util, os, sys
-repo = os.path.realpath(sys.argv[1])
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != repo]
-sys.meta_path[:] = [f for f in sys.meta_path if "editable___hfpipe" not in getattr(f, "__module__", "")]
-assert importlib.util.find_spec("hfpipe") is None, "hfpipe is still importable"
 import torch, transformers
 from transformers import AutoModelForCausalLM
-model = AutoModelForCausalLM.from_pretrained(sys.argv[2], trust_remote_code=True).eval()
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
 assert "hfpipe" not in sys.modules and type(model).__module__.startswith("transformers_modules")
-ids = torch.load(sys.argv[3])
+ids = torch.load(sys.argv[2])
 with torch.no_grad():
     logits = model(ids).logits
 kw = {"max_new_tokens": 30, "do_sample": False, "eos_token_id": None}
 torch.save({"logits": logits, "cached": model.generate(ids, use_cache=True, **kw),
-            "uncached": model.generate(ids, use_cache=False, **kw)}, sys.argv[4])
+            "uncached": model.generate(ids, use_cache=False, **kw)}, sys.argv[3])
 """
 
 
-def run_without_hfpipe(model_dir: Path, ids: torch.Tensor, tmp_path: Path, pythonpath: str = "") -> dict:
+def remote_code_outputs(model_dir: Path, ids: torch.Tensor, tmp_path: Path) -> dict:
     """Load ``model_dir`` with ``trust_remote_code=True`` in a Python that cannot import hfpipe; its outputs."""
     torch.save(ids, tmp_path / "ids.pt")
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}  # fmt: skip
-    args = [str(REPO), str(model_dir), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")]
-    proc = subprocess.run([sys.executable, "-c", REMOTE_CODE_CHILD, *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = run_without_hfpipe(
+        REMOTE_CODE_CHILD, model_dir, tmp_path / "ids.pt", tmp_path / "out.pt", cwd=tmp_path
+    )
     assert proc.returncode == 0, f"{VERSIONS}: loading as remote code failed:\n{proc.stderr[-3000:]}"
     return torch.load(tmp_path / "out.pt")
 
@@ -145,7 +138,7 @@ def run_without_hfpipe(model_dir: Path, ids: torch.Tensor, tmp_path: Path, pytho
 def test_remote_code_without_hfpipe(model, config, tmp_path):
     model.save_pretrained(tmp_path / "model")
     ids = torch.randint(3, config.vocab_size, (2, 8))
-    out = run_without_hfpipe(tmp_path / "model", ids, tmp_path)
+    out = remote_code_outputs(tmp_path / "model", ids, tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(out["logits"], model(ids).logits)  # other thread count: rounding only
     assert torch.equal(out["cached"], out["uncached"]), (

@@ -112,7 +112,11 @@ def test_selection_flags(tmp_path):
         ({"pretrain": {"learnign_rate": 1}}, {}, r"stage 'pretrain': unknown key\(s\) \['learnign_rate'\]"),
         ({"sft": {"dataset_name": "{data}"}}, {}, r"\{data\} is used but not set"),
         ({"pretrain": {}}, {"outptu_dir": "x"}, r"unknown key\(s\) \['outptu_dir'\]"),
-        ({"pretrain": {"config": "missing.yaml"}}, {}, "stage 'pretrain': config 'missing.yaml' does not exist"),
+        (
+            {"pretrain": {"config": "missing.yaml"}},
+            {},
+            "stage 'pretrain': config 'missing.yaml' does not exist",
+        ),
         ({"pretrain": {"max_steps": "many"}}, {}, "stage 'pretrain'.*max_steps"),
     ],
 )

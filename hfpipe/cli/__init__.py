@@ -41,9 +41,13 @@ COMMANDS = {
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
-    return "usage: hfpipe <command> [--config file.yaml] [--key value ...]\n\ncommands:\n" + "\n".join(lines) + (
-        "\n\n`hfpipe <command> --help` lists a command's settings; several processes: "
-        "`accelerate launch -m hfpipe <command> ...`"
+    return (
+        "usage: hfpipe <command> [--config file.yaml] [--key value ...]\n\ncommands:\n"
+        + "\n".join(lines)
+        + (
+            "\n\n`hfpipe <command> --help` lists a command's settings; several processes: "
+            "`accelerate launch -m hfpipe <command> ...`"
+        )
     )
 
 

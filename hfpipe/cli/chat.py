@@ -22,4 +22,3 @@ def main(args: list[str] | None = None) -> str | None:
         return session.reply(chat_args.prompt)  # streamed to stdout as it is generated
     chat_loop(session)
     return None
-

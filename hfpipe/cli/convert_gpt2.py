@@ -27,4 +27,3 @@ def main(args: list[str] | None = None):
     path = convert_checkpoint(cfg.model_name_or_path, cfg.output_dir, cfg.direction)
     print(f"converted model written to {path}")
     return path
-

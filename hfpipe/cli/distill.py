@@ -28,4 +28,3 @@ def main(args: list[str] | None = None):
     print(format_report(rows))
     print(f"\nstudent written to {trainer.args.output_dir}")
     return trainer, rows
-

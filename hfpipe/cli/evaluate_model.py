@@ -4,7 +4,6 @@ python recipes/evaluate_model.py --config recipes/configs/evaluate.yaml \
     --model_name_or_path outputs/quickstart outputs/sft --output_dir outputs/eval
 """
 
-
 from trl import ScriptArguments
 
 from hfpipe.evaluation.run import EvaluationArguments, evaluate_checkpoints
@@ -21,4 +20,3 @@ def main(args: list[str] | None = None):
     print(paths["markdown"].read_text(encoding="utf-8"))
     print("table: " + ", ".join(str(p) for p in paths.values()))
     return paths
-

@@ -33,4 +33,3 @@ def main(args: list[str] | None = None):
     print(f"GGUF written to {path} ({path.stat().st_size / 1e6:.2f} MB); every tensor matches the checkpoint "
           f"(largest difference {worst:.2e}{', f16 rounding' if cfg.outtype == 'f16' else ''})")  # fmt: skip
     return path
-

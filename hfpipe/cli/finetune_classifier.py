@@ -63,4 +63,3 @@ def main(args: list[str] | None = None) -> dict:
             where += f" (merged LoRA); adapter: {out / 'adapter'}"
         print(f"{where}; metrics: {out / RESULTS_FILE}")
     return result
-

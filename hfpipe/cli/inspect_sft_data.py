@@ -25,4 +25,3 @@ def main(args: list[str] | None = None) -> str:
     report = inspect_sft_data(*parsed)
     print(report)
     return report
-

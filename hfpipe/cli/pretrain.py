@@ -53,4 +53,3 @@ def main(args: list[str] | None = None):
             f"    tokenizer = AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=True)"
         )
     return trainer
-

@@ -25,7 +25,8 @@ class QuantizeArguments:
     output_dir: str = field(metadata={"help": "Where the int8 model and its tokenizer are written."})
     dtype: str = field(default="float32", metadata={"help": "Compute dtype: float32 or bfloat16."})
     eval_file: str | None = field(
-        default=None, metadata={"help": "Held-out text file for the perplexity check (default: hfpipe's local text)."}
+        default=None,
+        metadata={"help": "Held-out text file for the perplexity check (default: hfpipe's local text)."},
     )
     max_eval_blocks: int = field(default=16, metadata={"help": "Blocks of held-out text to score."})
     max_new_tokens: int = field(default=64, metadata={"help": "Tokens generated for the speed check."})
@@ -51,4 +52,3 @@ def main(args: list[str] | None = None):
     print(format_comparison(rows))
     print(f"\nint8 model written to {path}; load it with AutoModelForCausalLM.from_pretrained({str(path)!r})")
     return path, rows
-

@@ -35,5 +35,8 @@ def main(args: list[str] | None = None) -> dict[str, list[str]]:
     done = {}
     for model_dir in cfg.model_dirs:
         done[model_dir] = refresh_code(model_dir)
-        print(f"{model_dir}: " + (f"replaced {', '.join(done[model_dir])}" if done[model_dir] else "already current"))
+        print(
+            f"{model_dir}: "
+            + (f"replaced {', '.join(done[model_dir])}" if done[model_dir] else "already current")
+        )
     return done

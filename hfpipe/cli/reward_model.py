@@ -42,4 +42,3 @@ def main(args: list[str] | None = None):
     if result.trainer.is_world_process_zero():
         print(report(result))
     return result
-

@@ -43,4 +43,3 @@ def main(args: list[str] | None = None):
     if result.trainer.is_world_process_zero():
         print(report(result))
     return result
-

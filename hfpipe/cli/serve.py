@@ -37,4 +37,3 @@ def main(args: list[str] | None = None) -> None:
         uvicorn_server(app).run(sockets=[sock])
     finally:
         engine.shutdown()
-

@@ -39,4 +39,3 @@ def main(args: list[str] | None = None):
     logger.info("saved %d-token tokenizer to %s (held-out bytes/token: %s)", len(tokenizer), out_args.output_dir,
                 "n/a" if bpt is None else f"{bpt:.3f}")  # fmt: skip
     return tokenizer, bpt
-

@@ -15,7 +15,8 @@ class SplitArguments:
     """How data without a split is divided: validation and test shares, the rest trains."""
 
     validation_size: float = field(
-        default=0.1, metadata={"help": "Share of documents or records held out for validation (0.1 = 10 percent)."}
+        default=0.1,
+        metadata={"help": "Share of documents or records held out for validation (0.1 = 10 percent)."},
     )
     test_size: float = field(
         default=0.0,

@@ -202,7 +202,10 @@ def block_perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
     keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     windows = [(row.tolist(), blocks.shape[1] - 1) for row in blocks]
     try:
-        nll = sum(_score_batch(model, windows[i : i + batch_size], 0, keep_logits) for i in range(0, len(windows), batch_size))
+        nll = sum(
+            _score_batch(model, windows[i : i + batch_size], 0, keep_logits)
+            for i in range(0, len(windows), batch_size)
+        )
     finally:
         model.train(was_training)
     return math.exp(nll / (len(windows) * (blocks.shape[1] - 1)))

@@ -13,7 +13,18 @@ import bench_startup  # noqa: E402
 def test_import_hfpipe_imports_nothing_heavy_that_transformers_does_not():
     """torch, trl, peft, ... load on first use; only what ``import transformers`` itself imports may be there
     (transformers 5.0-5.2 import torch themselves)."""
-    heavy = ["torch", "trl", "peft", "torchao", "lm_eval", "fastapi", "uvicorn", "gguf", "matplotlib", "datasets"]
+    heavy = [
+        "torch",
+        "trl",
+        "peft",
+        "torchao",
+        "lm_eval",
+        "fastapi",
+        "uvicorn",
+        "gguf",
+        "matplotlib",
+        "datasets",
+    ]
     code = f"import sys, {{}}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     loaded = {}
     for module in ("transformers", "hfpipe"):

@@ -1,5 +1,3 @@
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +12,9 @@ from hfpipe.export.quantize import quantize_int8
 from .conftest import TEXT, tiny_causal_lm
 
 pytest.importorskip("torchao")
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from without_hfpipe import run_without_hfpipe  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -68,17 +69,12 @@ def test_bad_input_is_refused_and_nothing_written(tmp_path, tiny_dir):
 
 
 REMOTE_CODE_CHILD = r"""
-import importlib.util, os, sys
-repo = os.path.realpath(sys.argv[1])
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != repo]
-sys.meta_path[:] = [f for f in sys.meta_path if "editable___hfpipe" not in getattr(f, "__module__", "")]
-assert importlib.util.find_spec("hfpipe") is None, "hfpipe is still importable"
 import torch
 from transformers import AutoModelForCausalLM
-model = AutoModelForCausalLM.from_pretrained(sys.argv[2], trust_remote_code=True).eval()
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
 assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
 assert type(model.lm_head.weight).__name__ == "Int8Tensor"
-torch.save(model(torch.load(sys.argv[3])).logits.detach(), sys.argv[4])
+torch.save(model(torch.load(sys.argv[2])).logits.detach(), sys.argv[3])
 """
 
 
@@ -86,15 +82,9 @@ def test_quantized_dir_loads_as_remote_code_without_hfpipe(tmp_path, tiny_dir):
     out = quantize_int8(tiny_dir, tmp_path / "int8")
     ids = torch.randint(0, 100, (1, 10))
     torch.save(ids, tmp_path / "ids.pt")
-    env = {
-        **os.environ,
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "PYTHONPATH": "",
-        "OMP_NUM_THREADS": "1",
-    }
-    args = [str(REPO), str(out), str(tmp_path / "ids.pt"), str(tmp_path / "logits.pt")]
-    proc = subprocess.run([sys.executable, "-c", REMOTE_CODE_CHILD, *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = run_without_hfpipe(
+        REMOTE_CODE_CHILD, out, tmp_path / "ids.pt", tmp_path / "logits.pt", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with torch.no_grad():
         expected = AutoModelForCausalLM.from_pretrained(out)(ids).logits

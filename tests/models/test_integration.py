@@ -94,7 +94,9 @@ def test_sft_trainer_with_default_config(tmp_path, tiny_model, tokenizer):
         processing_class=tokenizer,
     )
     result = trainer.train()
-    assert getattr(trainer.model, "is_activation_checkpointing", None) or trainer.model.is_gradient_checkpointing
+    assert (
+        getattr(trainer.model, "is_activation_checkpointing", None) or trainer.model.is_gradient_checkpointing
+    )
     assert result.global_step == 3
     assert torch.isfinite(torch.tensor(result.training_loss))
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]

@@ -139,7 +139,9 @@ def test_start_from_an_sft_lora_adapter(setup, tmp_path):
         if "lora_B" in name:  # an adapter that changes the model, as a trained one does
             torch.nn.init.normal_(p, std=0.05)
     adapter.save_pretrained(tmp_path / "sft-adapter")
-    (tmp_path / "sft-adapter" / "results.json").write_text('{"model": "sft-adapter", "stage": "sft", "metrics": {}}')
+    (tmp_path / "sft-adapter" / "results.json").write_text(
+        '{"model": "sft-adapter", "stage": "sft", "metrics": {}}'
+    )
     merged = load_model(tmp_path / "sft-adapter", merge_adapter=True).eval()
     add_fused_lm_head(merged)
 

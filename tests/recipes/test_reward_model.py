@@ -1,8 +1,6 @@
 """recipes/reward_model.py end to end: held-out accuracy, the saved model in pipeline / Auto class / remote code."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +10,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "preference"))
+sys.path.insert(0, str(REPO / "tests"))
 from pref_fixtures import common_args, one_torch_thread, preference_records, save_start_model, write_json  # noqa: E402, F401
+from without_hfpipe import run_without_hfpipe  # noqa: E402
 
 from hfpipe.cli import reward_model  # noqa: E402
 from hfpipe.preference.reward import evaluate_pairs  # noqa: E402
@@ -70,26 +70,18 @@ def test_saved_model_scores_with_pipeline_and_auto_class(trained):
 
 
 REMOTE_CHILD = r"""
-import importlib.util, os, sys
-repo = os.path.realpath(sys.argv[1])
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != repo]
-sys.meta_path[:] = [f for f in sys.meta_path if "editable___hfpipe" not in getattr(f, "__module__", "")]
-assert importlib.util.find_spec("hfpipe") is None, "hfpipe is still importable"
 from transformers import pipeline
-clf = pipeline("text-classification", model=sys.argv[2], trust_remote_code=True, function_to_apply="none")
+clf = pipeline("text-classification", model=sys.argv[1], trust_remote_code=True, function_to_apply="none")
 assert "hfpipe" not in sys.modules
 assert type(clf.model).__module__.startswith("transformers_modules"), type(clf.model).__module__
-print(clf(sys.argv[3])[0]["score"])
+print(clf(sys.argv[2])[0]["score"])
 """
 
 
 def test_saved_model_scores_where_hfpipe_is_not_installed(trained, tmp_path):
     _, out = trained
     text = "It is blue. Go away, fool."
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": "",
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", REMOTE_CHILD, str(REPO), str(out), text], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    proc = run_without_hfpipe(REMOTE_CHILD, out, text, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = pipeline("text-classification", model=str(out), function_to_apply="none")(text)[0]["score"]
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-5)

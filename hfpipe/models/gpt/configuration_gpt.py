@@ -83,6 +83,9 @@ class GPTConfig(PreTrainedConfig):
     if not _DATACLASS_CONFIGS:
 
         def __init__(self, **kwargs):
+            for alias, name in GPTConfig.attribute_map.items():  # hidden_size=... sets emb_dim
+                if alias in kwargs:
+                    kwargs[name] = kwargs.pop(alias)
             for name in GPTConfig.__annotations__:
                 kwargs.setdefault(name, getattr(GPTConfig, name))
             super().__init__(**kwargs)
