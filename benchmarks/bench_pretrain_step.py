@@ -1,8 +1,10 @@
 """One optimizer step of the tinyshakespeare model (4 x 128, context 64, batch 12): nanoGPT's GPT beside hfpipe's
 GPT with the tanh or the exact GELU, with the for-loop / fused AdamW, and compiled, timed step by step in turn.
 
-    python benchmarks/bench_pretrain_step.py                  # 60 rounds, with the compiled variants
-    python benchmarks/bench_pretrain_step.py --without-compile --rounds 20
+    python benchmarks/bench_pretrain_step.py --nanogpt DIR    # 60 rounds, with the compiled variants
+    python benchmarks/bench_pretrain_step.py --nanogpt DIR --without-compile --rounds 20
+
+DIR is a checkout of https://github.com/karpathy/nanoGPT (or set $NANOGPT_DIR): hfpipe does not ship it.
 
 A step = forward with the loss, backward, gradient clipping to 1.0, AdamW step, zero_grad; the same batch for
 every variant in a round. One thread (``--threads``). Each round runs every variant once, so that the load of
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from vs_nanogpt import nanogpt_checkout
 
 from hfpipe.models.gpt import GPTConfig, GPTForCausalLM
 
@@ -35,16 +38,17 @@ RESULTS = HERE / "results" / "pretrain_step.md"
 VOCAB, BLOCK, BATCH = 65, 64, 12
 
 
-def nanogpt_module():
-    spec = importlib.util.spec_from_file_location("nanogpt_model", HERE / "nanogpt" / "model.py")
+def nanogpt_module(checkout: Path):
+    """nanoGPT's model.py, imported from its checkout."""
+    spec = importlib.util.spec_from_file_location("nanogpt_model", checkout / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def nanogpt_step(compile: bool = False):
+def nanogpt_step(checkout: Path, compile: bool = False):
     """nanoGPT's model and optimizer as its train.py builds them on a CPU (bias=False; AdamW without fused)."""
-    nano = nanogpt_module()
+    nano = nanogpt_module(checkout)
     config = nano.GPTConfig(
         block_size=BLOCK, vocab_size=VOCAB, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False
     )
@@ -81,15 +85,15 @@ def hfpipe_step(activation: str, fused: bool, compile: bool = False):
     return step
 
 
-def variants(with_compile: bool) -> dict:
+def variants(checkout: Path, with_compile: bool) -> dict:
     out = {
-        "nanoGPT (exact GELU, for-loop AdamW)": lambda: nanogpt_step(),
+        "nanoGPT (exact GELU, for-loop AdamW)": lambda: nanogpt_step(checkout),
         "hfpipe, tanh GELU, for-loop AdamW": lambda: hfpipe_step("gelu_pytorch_tanh", fused=False),
         "hfpipe, tanh GELU, fused AdamW (before)": lambda: hfpipe_step("gelu_pytorch_tanh", fused=True),
         "hfpipe, exact GELU, fused AdamW (shakespeare_char.yaml)": lambda: hfpipe_step("gelu", fused=True),
     }
     if with_compile:
-        out["nanoGPT compiled"] = lambda: nanogpt_step(compile=True)
+        out["nanoGPT compiled"] = lambda: nanogpt_step(checkout, compile=True)
         out["hfpipe, exact GELU, fused AdamW, compiled"] = lambda: hfpipe_step("gelu", True, compile=True)
     return out
 
@@ -117,7 +121,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--without-compile", dest="compile", action="store_false")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--nanogpt", type=Path, help="a checkout of karpathy/nanoGPT (default: $NANOGPT_DIR)")
     args = parser.parse_args(argv)
+    try:
+        args.nanogpt = nanogpt_checkout(args.nanogpt)
+    except FileNotFoundError as error:
+        parser.exit(2, f"bench_pretrain_step: {error}\n")
     torch.set_num_threads(args.threads)
     # an empty compilation cache: the first step shows what compiling costs a first run
     with tempfile.TemporaryDirectory(prefix="hfpipe-inductor-") as cache:
@@ -134,7 +143,7 @@ def measure(args) -> tuple[dict[str, float], dict[str, float]]:
     torch.manual_seed(0)
     steps, compile_seconds = {}, {}
     first = torch.randint(0, VOCAB, (BATCH, BLOCK))
-    for name, make in variants(args.compile).items():
+    for name, make in variants(args.nanogpt, args.compile).items():
         steps[name] = make()
         start = time.perf_counter()
         steps[name](first)  # the first step: compilation for the compiled variants
@@ -162,7 +171,7 @@ def render(args, median: dict[str, float], compile_seconds: dict[str, float], ge
         f"{torch.backends.cpu.get_cpu_capability()}. A step = forward with loss, backward, clipping, AdamW, "
         f"zero_grad. Each of {args.rounds} rounds runs every variant once on the same batch (the load of other "
         f"jobs hits all alike); medians over rounds {skip + 1}-{args.rounds}. "
-        "`python benchmarks/bench_pretrain_step.py`",
+        "`python benchmarks/bench_pretrain_step.py --nanogpt DIR`",
         "",
         "| variant | ms per step (median) | vs nanoGPT | first step (compilation) |",
         "|---|---:|---:|---:|",

@@ -3,13 +3,15 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_imports_and_declared_dependencies_agree():
-    deptry = shutil.which("deptry")
+    # the interpreter's own scripts first: the venv may not be on PATH
+    deptry = shutil.which("deptry", path=str(Path(sys.executable).parent)) or shutil.which("deptry")
     assert deptry, "deptry is in the test extra: pip install -e '.[test]'"
     # the repository's own scripts, imported by path from tests and benchmarks, are first-party too
     local = sorted(
