@@ -141,15 +141,17 @@ def prepare_output_dir(args) -> None:
     - the same run again (same settings, recorded in ``hfpipe_run.json``): kept, and the run resumes;
     - a finished model or another run's files: refused, naming the settings that differ.
     """
+    if getattr(args, "process_index", 0) != 0:
+        # the main process alone decides: another rank could see its half-written run file and refuse; a refusal
+        # on the main process ends the whole launch
+        return
     out = Path(args.output_dir)
     settings = {k: v for k, v in getattr(args, "hfpipe_run_settings", {}).items() if k not in _NOT_THE_RUN}
-    is_main = getattr(args, "process_index", 0) == 0
     if out.exists() and any(out.iterdir()):
         if getattr(args, "overwrite_output_dir", False):
-            if is_main:
-                logger.warning("overwrite_output_dir: deleting the earlier contents of %s", out)
-                for entry in out.iterdir():
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            logger.warning("overwrite_output_dir: deleting the earlier contents of %s", out)
+            for entry in out.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         else:
             try:
                 saved = json.loads((out / RUN_FILE).read_text())
@@ -169,8 +171,7 @@ def prepare_output_dir(args) -> None:
                     "overwrite_output_dir: true to replace it"
                 )
             logger.info("%s holds this run already (same settings): resuming it", out)
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True, default=str))
-        tmp.replace(out / RUN_FILE)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RUN_FILE}.tmp"
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True, default=str))
+    tmp.replace(out / RUN_FILE)

@@ -1,0 +1,31 @@
+"""The output_dir guard: the main process alone decides, so a rank never sees the main's half-written run file."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from hfpipe.training.checkpoints import RUN_FILE, CheckpointError, prepare_output_dir
+
+
+def args(out, rank=0, **settings):
+    return SimpleNamespace(output_dir=str(out), process_index=rank, hfpipe_run_settings=settings)
+
+
+def test_main_process_writes_the_run_file_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "run"
+    prepare_output_dir(args(out, lr=1e-3))
+    assert json.loads((out / RUN_FILE).read_text()) == {"lr": 1e-3}
+    prepare_output_dir(args(out, lr=1e-3))  # the same run: kept, to resume
+    with pytest.raises(CheckpointError, match=r"other settings \(lr: 0.001 then, 0.002 now\)"):
+        prepare_output_dir(args(out, lr=2e-3))
+
+
+def test_other_ranks_leave_the_decision_to_the_main_process(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / f".{RUN_FILE}.tmp").write_text("{")  # the main process is writing its run file
+    prepare_output_dir(args(out, rank=1, lr=1e-3))  # a race lost before: "already holds files of another run"
+    assert sorted(p.name for p in out.iterdir()) == [f".{RUN_FILE}.tmp"]
+    with pytest.raises(CheckpointError, match="files of another run"):
+        prepare_output_dir(args(out, rank=0, lr=1e-3))
