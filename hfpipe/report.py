@@ -186,6 +186,11 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _answer(text: str) -> str:
+    """An answer as the report shows it; an empty one says so (a base model often writes only newlines)."""
+    return repr(text[:300]) if text.strip() else "(nothing: only whitespace or the end-of-text token)"
+
+
 def render(report: dict) -> str:
     """``report.md`` from ``report.json``."""
     hw, parts = report["hardware"], [f"# Pipeline report\n\n`{report['pipeline']}`, {report['created']}\n"]
@@ -216,7 +221,7 @@ def render(report: dict) -> str:
         parts.append("## Held-out prompts\n")
         for a in answers:
             parts.append(f"**{a['instruction']}**" + (f" — {a['input']}" if a["input"] else "") + "\n")
-            parts += [f"- *{name}*: {a[name][:300]!r}" for name in names]
+            parts += [f"- *{name}*: {_answer(a[name])}" for name in names]
             parts.append("")
     parts.append("## Settings\n")
     for s in report["stages"]:

@@ -175,3 +175,15 @@ def test_a_failing_stage_stops_with_its_error_and_keeps_the_finished_ones(tmp_pa
     assert error.startswith("error: stage 'sft' failed:") and "missing.json" in error
     state = read_state(tmp_path / "out")
     assert state["stages"]["pretrain"]["status"] == "done" and state["stages"]["sft"]["status"] == "running"
+
+
+def test_report_says_when_an_answer_is_empty():
+    from hfpipe.report import render
+
+    hardware = {"cpu": "x", "cores": 2, "gpus": [], "native_bf16": False, "python": "3.11"}
+    report = {"pipeline": "p.yaml", "created": "now", "hardware": hardware,
+              "versions": {}, "stages": [], "quality": [],
+              "answers": [{"instruction": "Name a colour.", "input": "", "base": "\n\n", "sft": "Blue."}]}  # fmt: skip
+    text = render(report)
+    assert "- *base*: (nothing: only whitespace or the end-of-text token)" in text
+    assert "- *sft*: 'Blue.'" in text
