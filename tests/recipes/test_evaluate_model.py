@@ -15,14 +15,6 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "evaluate_model.py"
 TEXT = "The river rose in the spring and the farmers moved the sheep to the hill. " * 6
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _main():
     spec = importlib.util.spec_from_file_location("evaluate_model_recipe", RECIPE)
     module = importlib.util.module_from_spec(spec)

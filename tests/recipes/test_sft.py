@@ -132,25 +132,34 @@ def test_user_error_is_one_line(tmp_path, start, capsys):
 def test_resume_after_sigkill(start, data, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, str(REPO / "recipes/sft.py"), *args(start, data, out, "--save_steps", "5",
-           "--max_steps", "400", "--eval_strategy", "no", "--test_answers", "0")]  # fmt: skip
+           "--max_steps", "2000", "--eval_strategy", "no", "--test_answers", "0")]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+
+    def saved() -> list[int]:  # steps of the complete checkpoints (save_total_limit removes older ones)
+        return sorted(
+            int(c.name.split("-")[1]) for c in out.glob("checkpoint-*") if (c / "trainer_state.json").exists()
+        )
+
     try:
         deadline = time.time() + 240
-        while not (out / "checkpoint-10" / "trainer_state.json").exists():
+        while not any(step >= 10 for step in saved()):
             assert proc.poll() is None and time.time() < deadline, (
                 "the run ended before its second checkpoint"
             )
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    done = subprocess.run([*cmd[:-8], "--max_steps", "14", "--eval_strategy", "no", "--test_answers", "0"],
+    last = saved()[-1]
+    assert last < 2000, "the run finished before it was killed"
+    done = subprocess.run([*cmd[:-8], "--max_steps", str(last + 4), "--eval_strategy", "no", "--test_answers", "0"],
                           env=env, capture_output=True, text=True, timeout=400)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming from" in done.stdout and "checkpoint-1" in done.stdout
-    state = json.loads((out / "checkpoint-14" / "trainer_state.json").read_text())
-    assert state["global_step"] == 14
+    assert "resuming from" in done.stdout and f"checkpoint-{last}" in done.stdout
+    state = json.loads((out / f"checkpoint-{last + 4}" / "trainer_state.json").read_text())
+    assert state["global_step"] == last + 4
     assert (out / "model.safetensors").is_file()
