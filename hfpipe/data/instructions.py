@@ -222,11 +222,6 @@ def split_records(
     }
 
 
-def is_conversational(record: dict) -> bool:
-    """True for chat records (``messages``, or prompt/completion given as messages)."""
-    return "messages" in record or isinstance(record.get("prompt"), list)
-
-
 def _formats_of(columns) -> set[str]:
     cols = set(columns)
     found = {"alpaca"} if {"instruction", "output"} <= cols else set()

@@ -221,7 +221,3 @@ def _select_text(ds, source: str, text_column: str, streaming: bool):
     if not streaming and len(ds) == 0:
         raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
     return ds
-
-
-def is_streaming(ds) -> bool:
-    return isinstance(ds, (IterableDataset, datasets.IterableDatasetDict))
