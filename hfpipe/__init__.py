@@ -9,7 +9,7 @@ import importlib
 import logging as _logging
 
 from .auto_registration import register_when_transformers_loads_auto_classes
-from .compat import warn_if_untested
+from .compat import warn_if_below_floor
 
 # Import-time warnings of optional libraries that tell an hfpipe user nothing: torchao's compiled kernels
 # built for other torch versions, and torch's pytree deprecation notes that torchao triggers.
@@ -30,5 +30,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hfpipe' has no attribute {name!r}")
 
 
-warn_if_untested()
+warn_if_below_floor()
 register_when_transformers_loads_auto_classes()

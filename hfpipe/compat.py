@@ -1,4 +1,4 @@
-"""The transformers API that moved within 5.x, in one place: the KV cache's name and the tested range.
+"""The transformers API that moved within 5.x, in one place: the KV cache's name and the supported floor.
 
 transformers 5.24 renamed the KV cache ``past_key_values`` -> ``cache`` (forward arguments, model outputs,
 ``generate``'s inputs); the old name still works there, with a deprecation warning. hfpipe's callers pass and
@@ -16,8 +16,9 @@ from packaging.version import Version
 
 logger = logging.getLogger(__name__)
 
-# The transformers releases the suite has passed on: the declared floor and the newest checked.
-TESTED_TRANSFORMERS = ("5.0.0", "5.24.0")
+# The oldest transformers release hfpipe supports (pyproject's floor; .ci/oldest.txt tests it). No upper
+# bound lives in the code: CI tests the newest release on every run, and pyproject caps the major version.
+TRANSFORMERS_FLOOR = "5.0.0"
 
 
 def cache_name() -> str:
@@ -37,15 +38,13 @@ def output_cache(outputs):
     return getattr(outputs, cache_name(), None)
 
 
-def warn_if_untested(version: str = transformers.__version__) -> bool:
-    """Log one warning naming the tested range when ``version`` is outside it; True when it warned."""
-    low, high = TESTED_TRANSFORMERS
-    release = Version(Version(version).base_version)
-    if Version(low) <= release and release.release[:2] <= Version(high).release[:2]:
+def warn_if_below_floor(version: str = transformers.__version__) -> bool:
+    """Log one warning when ``version`` is older than hfpipe's floor; True when it warned."""
+    if Version(Version(version).base_version) >= Version(TRANSFORMERS_FLOOR):
         return False
     logger.warning(
-        f"transformers {version} is outside hfpipe's tested range ({low} to {high}.x); "
-        "if generation or training looks wrong, install a release in that range"
+        f"transformers {version} is older than hfpipe supports (>= {TRANSFORMERS_FLOOR}); "
+        f'upgrade it: pip install "transformers>={TRANSFORMERS_FLOOR}"'
     )
     return True
 
