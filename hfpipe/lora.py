@@ -22,8 +22,9 @@ from .models.gpt import GPTConfig
 
 logger = logging.getLogger(__name__)
 
-# Every linear of a GPT block: attention (fused qkv, output projection) and feed-forward.
-DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "fc2"]
+# Every linear of a GPT block, for every architecture: attention (fused qkv, output projection) and
+# feed-forward (fc1 and fc2; swiglu's fused gate_up and fc2). peft skips the names a model lacks.
+DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "gate_up", "fc2"]
 
 
 def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=None) -> LoraConfig:
