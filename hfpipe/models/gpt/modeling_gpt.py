@@ -38,7 +38,6 @@ weights (``auto_map``) and ``AutoModelForCausalLM.from_pretrained(dir, trust_rem
 without hfpipe installed.
 """
 
-import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -179,6 +178,11 @@ def rope_config(config: GPTConfig) -> LlamaConfig:
     )
 
 
+def make_head_norm(config: GPTConfig) -> nn.Module:
+    """The per-head norm of queries or keys: RMSNorm with weight under ``qk_norm`` (as Qwen3), else nothing."""
+    return GPTRMSNorm(config.head_dim, config.layer_norm_epsilon) if config.qk_norm else nn.Identity()
+
+
 class GPTRotaryEmbedding(nn.Module):
     """RoPE (cos, sin) per position, computed once per forward for all layers, as transformers' Llama does."""
 
@@ -242,8 +246,7 @@ class GPTAttention(nn.Module):
         )
         self.out_proj = nn.Linear(self.num_heads * self.head_dim, config.emb_dim, bias=config.bias)
         self.out_proj.is_residual_projection = True  # scaled GPT-2 init, see GPTPreTrainedModel._init_weights
-        norm = GPTRMSNorm(self.head_dim, config.layer_norm_epsilon) if config.qk_norm else nn.Identity()
-        self.q_norm, self.k_norm = norm, copy.deepcopy(norm)
+        self.q_norm, self.k_norm = make_head_norm(config), make_head_norm(config)
         self.attn_dropout = nn.Dropout(config.drop_rate)  # a module: trl's disable_dropout (p = 0) reaches it
         self.resid_dropout = nn.Dropout(config.drop_rate)
 
