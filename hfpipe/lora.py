@@ -46,7 +46,9 @@ def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=
     if config.target_modules is None and (
         model is None or getattr(model.config, "model_type", None) == GPTConfig.model_type
     ):
-        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} if model is not None else None
+        present = (
+            {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} if model is not None else None
+        )
         config.target_modules = {m for m in DEFAULT_TARGET_MODULES if present is None or m in present}
     return config
 

@@ -67,6 +67,12 @@ class ArchitectureArguments:
         for name, choices in (("model_preset", GPT_PRESETS), ("architecture", GPT_ARCHITECTURES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {sorted(choices)}")
+        self.config()  # a shape that cannot be built is refused before any data is prepared
+
+    def config(self, **fields) -> GPTConfig:
+        """The new model's config: preset, architecture and overrides, plus ``fields`` (vocab size, token ids)."""
+        overrides = {k: getattr(self, k) for k in _OVERRIDES if getattr(self, k) is not None}
+        return GPTConfig.from_preset(self.model_preset, self.architecture, **overrides, **fields)
 
 
 @dataclass
@@ -159,10 +165,7 @@ def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTF
             setattr(model.config, key, value)
             setattr(model.generation_config, key, value)
         return model
-    overrides = {k: getattr(arch_args, k) for k in _OVERRIDES if getattr(arch_args, k) is not None}
-    config = GPTConfig.from_preset(
-        arch_args.model_preset, arch_args.architecture, vocab_size=len(tokenizer), **overrides, **special_ids
-    )
+    config = arch_args.config(vocab_size=len(tokenizer), **special_ids)
     return GPTForCausalLM._from_config(config, attn_implementation=attn)
 
 

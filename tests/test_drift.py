@@ -20,8 +20,8 @@ import trl
 from datasets import Dataset
 
 from hfpipe import GPTConfig, GPTForCausalLM
-from hfpipe.models.gpt import GPT_ARCHITECTURES
 from hfpipe.compat import cache_kwargs, output_cache
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 from hfpipe.serving.engine import Engine, Request, SamplingParams
 from hfpipe.tokenization import train_bpe_tokenizer
 

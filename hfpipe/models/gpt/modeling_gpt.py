@@ -13,25 +13,26 @@ Parameter names (``model.`` prefix in the heads; ``blocks.{i}`` for each layer),
     model.tok_emb.weight                  (vocab_size, emb_dim)
     model.pos_emb.weight                  (context_length, emb_dim)          position="learned" only
     model.rotary_emb                      buffers only (inv_freq), not saved  position="rope" only
-    model.blocks.{i}.norm1.weight/.bias   (emb_dim,)  bias only with norm="layernorm" and bias=True;
+    model.blocks.{i}.norm1.weight/.bias   (emb_dim,); the bias only with norm="layernorm" and bias=True,
                                           no parameter at all with norm_weight=False
-    model.blocks.{i}.att.qkv.weight       ((n_heads + 2 * n_kv_heads) * head_dim, emb_dim), rows laid out
-                                          [q | k | v], each head-major (head 0's head_dim rows first)
-    model.blocks.{i}.att.qkv.bias         with qkv_bias=True
+    model.blocks.{i}.att.qkv.weight/.bias ((n_heads + 2 * n_kv_heads) * head_dim, emb_dim), rows laid out
+                                          [q | k | v], each head-major (head 0's head_dim rows first);
+                                          the bias with qkv_bias=True
     model.blocks.{i}.att.q_norm.weight    (head_dim,)  qk_norm=True only (RMSNorm, as Qwen3's q_norm)
     model.blocks.{i}.att.k_norm.weight    (head_dim,)  qk_norm=True only
-    model.blocks.{i}.att.out_proj.weight  (emb_dim, n_heads * head_dim); .bias with bias=True
+    model.blocks.{i}.att.out_proj.weight/.bias  (emb_dim, n_heads * head_dim); the bias with bias=True
     model.blocks.{i}.norm2.weight/.bias   as norm1
-    model.blocks.{i}.ff.fc1.weight        (intermediate_size, emb_dim)   mlp="gelu" or "relu2"; .bias with bias
-    model.blocks.{i}.ff.gate_up.weight    (2 * intermediate_size, emb_dim), rows laid out [gate | up]:
-                                          mlp="swiglu" only (out = fc2(silu(gate) * up)); .bias with bias
-    model.blocks.{i}.ff.fc2.weight        (emb_dim, intermediate_size), the down projection; .bias with bias
+    model.blocks.{i}.ff.fc1.weight/.bias  (intermediate_size, emb_dim): mlp="gelu" or "relu2"
+    model.blocks.{i}.ff.gate_up.weight/.bias  (2 * intermediate_size, emb_dim), rows laid out [gate | up]:
+                                          mlp="swiglu" only (out = fc2(silu(gate) * up))
+    model.blocks.{i}.ff.fc2.weight/.bias  (emb_dim, intermediate_size), the down projection
     model.final_norm.weight/.bias         as norm1
     lm_head.weight                        (vocab_size, emb_dim), tied to tok_emb with tie_word_embeddings
     score.weight/.bias                    (num_labels, emb_dim), GPTForSequenceClassification
 
-RoPE rotates the two halves of each head (transformers' ``rotate_half``, Llama's HF layout), with
-``rope_theta`` and optional ``rope_scaling`` through ``transformers.modeling_rope_utils``.
+The feed-forward biases exist with bias=True. RoPE rotates the two halves of each head (transformers'
+``rotate_half``, the layout of transformers' Llama), with ``rope_theta`` and optional
+``rope_scaling_parameters`` through ``transformers.modeling_rope_utils``.
 
 Self-contained: imports only torch and transformers, so ``save_pretrained`` can ship this file next to the
 weights (``auto_map``) and ``AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`` works
