@@ -8,6 +8,10 @@ norms and the biases stay with AdamW (``learning_rate``, ``weight_decay``, ``ada
 with Trainer's own decay rule), the matrices get ``muon_learning_rate`` and ``muon_weight_decay``. One
 ``torch.optim.Optimizer`` (``MuonWithAdamW``) holds both, so Trainer's scheduler (warm-up + cosine) scales every
 group from its own peak, accelerate wraps it, and its state is saved in ``optimizer.pt`` with each checkpoint.
+
+Under DDP every process applies the same update to its replica. Under FSDP2 the matrices are DTensors sharded by
+rows: torch's Muon runs on them unchanged and DTensor gathers what each Newton-Schulz matmul needs, so the update
+equals DDP's (tested), at the cost of that communication on every step.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class OptimizerArguments:
             )
 
 
-def check_muon_fits(*, optim: str, peft: bool = False, fsdp: bool = False, deepspeed: bool = False) -> None:
+def check_muon_fits(*, optim: str, peft: bool = False, deepspeed: bool = False) -> None:
     """Refuse, naming the setting, a run ``optimizer: muon`` cannot honour."""
     if peft:
         raise ValueError(
@@ -80,11 +84,6 @@ def check_muon_fits(*, optim: str, peft: bool = False, fsdp: bool = False, deeps
         )
     if deepspeed:
         raise ValueError("optimizer: muon is not supported with deepspeed (it builds its own optimizer): drop one")
-    if fsdp:
-        raise ValueError(
-            "optimizer: muon needs each weight matrix whole (Newton-Schulz orthogonalises the full matrix), and "
-            "FSDP shards it across processes: drop optimizer: muon or fsdp (DDP works)"
-        )
 
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
@@ -168,7 +167,6 @@ def use_muon(trainer, optimizer_args: OptimizerArguments | None) -> None:
     check_muon_fits(
         optim=getattr(args.optim, "value", args.optim),
         peft=hasattr(trainer.model, "peft_config"),
-        fsdp=trainer.is_fsdp_enabled,
         deepspeed=trainer.is_deepspeed_enabled,
     )
     if trainer.optimizer is not None:
