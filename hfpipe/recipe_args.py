@@ -115,6 +115,12 @@ class RunArguments:
     )
 
 
+def optimizer_keys(dataclass_types: Sequence[type]) -> set[str]:
+    """hfpipe's optimizer settings (``optimizer: muon``...): keys of every recipe that trains."""
+    training = any(issubclass(t, TrainingArguments) for t in dataclass_types)
+    return _known_keys([OptimizerArguments]) if training else set()
+
+
 def _cli_keys(args: Sequence[str]) -> list[str]:
     return [a[2:].split("=", 1)[0] for a in args if a.startswith("--") and a != "--config"]
 

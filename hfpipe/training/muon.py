@@ -44,7 +44,8 @@ class OptimizerArguments:
         default=0.02, metadata={"help": "Peak learning rate of the Muon matrices (learning_rate is AdamW's)."}
     )
     muon_weight_decay: float = field(
-        default=0.0, metadata={"help": "Decoupled weight decay of the Muon matrices (weight_decay is AdamW's)."}
+        default=0.0,
+        metadata={"help": "Decoupled weight decay of the Muon matrices (weight_decay is AdamW's)."},
     )
     muon_momentum: float = field(default=0.95, metadata={"help": "Muon's (Nesterov) momentum."})
     muon_adjust_lr_fn: str = field(
@@ -83,7 +84,9 @@ def check_muon_fits(*, optim: str, peft: bool = False, deepspeed: bool = False) 
             f"drop optim or set it to {' or '.join(ADAMW_OPTIMS)}"
         )
     if deepspeed:
-        raise ValueError("optimizer: muon is not supported with deepspeed (it builds its own optimizer): drop one")
+        raise ValueError(
+            "optimizer: muon is not supported with deepspeed (it builds its own optimizer): drop one"
+        )
 
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
