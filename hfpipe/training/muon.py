@@ -91,9 +91,9 @@ def check_muon_fits(*, optim: str, peft: bool = False, deepspeed: bool = False) 
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
     """The trainable 2-D weights inside the model's repeated blocks (``nn.ModuleList`` items), minus embeddings."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     embeddings = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    for head in (model.get_output_embeddings(),) if hasattr(model, "get_output_embeddings") else ():
-        embeddings |= {id(p) for p in head.parameters()} if head is not None else set()
+    embeddings |= {id(p) for p in head.parameters()} if head is not None else set()
     found: dict[int, nn.Parameter] = {}
     for module in model.modules():
         if isinstance(module, nn.ModuleList):
