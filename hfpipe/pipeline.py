@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from .io import write_json_atomically
-from .recipe_args import ConfigError, parse_recipe_args
+from .recipe_args import ConfigError, optimizer_keys, parse_recipe_args
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "pipeline.json"
@@ -192,6 +192,7 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
         module, out_key, kind = RECIPES[recipe]
         arguments = importlib.import_module(f"hfpipe.cli.{module}").ARGUMENTS
         known = {f.name for dc in arguments for f in dc.__dataclass_fields__.values()}
+        known |= optimizer_keys(arguments)  # hfpipe's `optimizer: muon`... for a training recipe
         args, inputs = [], {}
         config = settings.pop("config", None)
         if config is not None:

@@ -30,6 +30,7 @@ from trl import TrlParser
 from . import hardware
 from .compat import quiet_known_deprecations, training_key_translations
 from .hardware import launched_on_cpu_only
+from .training.muon import OptimizerArguments, check_muon_fits
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,12 @@ class RunArguments:
     )
 
 
+def optimizer_keys(dataclass_types: Sequence[type]) -> set[str]:
+    """hfpipe's optimizer settings (``optimizer: muon``...): keys of every recipe that trains."""
+    training = any(issubclass(t, TrainingArguments) for t in dataclass_types)
+    return _known_keys([OptimizerArguments]) if training else set()
+
+
 def _cli_keys(args: Sequence[str]) -> list[str]:
     return [a[2:].split("=", 1)[0] for a in args if a.startswith("--") and a != "--config"]
 
@@ -179,7 +186,7 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     args = list(sys.argv[1:] if args is None else args)
     types = list(dataclass_types)
     training = [t for t in types if issubclass(t, TrainingArguments)]
-    extra = [RunArguments] if training and RunArguments not in types else []
+    extra = [RunArguments, OptimizerArguments] if training and RunArguments not in types else []
     quiet_known_deprecations()
     known = _known_keys(types + extra)
     translations = training_key_translations(known)
@@ -204,11 +211,15 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     parser.set_defaults_with_config(**yaml_data)
     parsed = parser.parse_args_into_dataclasses(args=args)
     if extra:
-        run_args, parsed = parsed[-1], parsed[:-1]
+        (run_args, optimizer_args), parsed = parsed[-2:], parsed[:-2]
         for obj in parsed:
             if isinstance(obj, TrainingArguments):
                 obj.overwrite_output_dir = run_args.overwrite_output_dir
                 obj.hfpipe_run_settings = parser.run_settings
+                obj.hfpipe_optimizer = optimizer_args  # read by training.run.train_and_evaluate
+                if optimizer_args.optimizer == "muon":
+                    check_muon_fits(optim=getattr(obj.optim, "value", obj.optim), deepspeed=bool(obj.deepspeed),
+                                    peft=any(getattr(o, "use_peft", False) for o in parsed))  # fmt: skip
     return parsed
 
 
