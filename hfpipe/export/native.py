@@ -21,8 +21,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen3Config, Qwen3ForCausalLM
 
 from hfpipe.io import save_atomically
-from hfpipe.loading import check_exists, load_model, load_tokenizer, read_config
+from hfpipe.loading import check_exists, is_adapter, load_model, load_tokenizer, read_config
 from hfpipe.models.gpt import GPTConfig, GPTForCausalLM
+from hfpipe.models.gpt.configuration_gpt import rope_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def native_config(config: GPTConfig) -> LlamaConfig | Qwen3Config:
         initializer_range=config.initializer_range,
         rms_norm_eps=config.layer_norm_epsilon,
         tie_word_embeddings=config.tie_word_embeddings,
-        rope_parameters=dict(config.rope_parameters),
+        rope_parameters=rope_parameters(config),
         attention_bias=config.qkv_bias or config.bias,
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
@@ -82,14 +83,18 @@ def gpt_config_from_native(config: LlamaConfig | Qwen3Config) -> GPTConfig:
     """The hfpipe ``GPTConfig`` of a Llama or Qwen3 config (ValueError for what hfpipe's GPT cannot compute)."""
     name = type(config).__name__
     if config.hidden_act != "silu":
-        raise ValueError(f"cannot import {name}: hidden_act={config.hidden_act!r} (hfpipe's swiglu is SiLU-gated)")
+        raise ValueError(
+            f"cannot import {name}: hidden_act={config.hidden_act!r} (hfpipe's swiglu is SiLU-gated)"
+        )
     if config.head_dim * config.num_attention_heads != config.hidden_size:
         raise ValueError(
             f"cannot import {name}: head_dim {config.head_dim} x {config.num_attention_heads} heads != hidden_size "
             f"{config.hidden_size} (hfpipe's head size is hidden_size / heads)"
         )
     if getattr(config, "use_sliding_window", False):
-        raise ValueError(f"cannot import {name}: use_sliding_window=True (hfpipe attends to the whole context)")
+        raise ValueError(
+            f"cannot import {name}: use_sliding_window=True (hfpipe attends to the whole context)"
+        )
     rope = dict(getattr(config, "rope_parameters", None) or {})
     theta = rope.pop("rope_theta", getattr(config, "rope_theta", 10000.0))
     scaling = rope if rope.get("rope_type", "default") != "default" else None
@@ -105,12 +110,12 @@ def gpt_config_from_native(config: LlamaConfig | Qwen3Config) -> GPTConfig:
         drop_rate=0.0,
         position="rope",
         rope_theta=float(theta),
-        rope_scaling=scaling,
+        rope_scaling_parameters=scaling,
         norm="rmsnorm",
         mlp="swiglu",
         qk_norm=config.model_type == "qwen3",
         qkv_bias=attention_bias,
-        bias=attention_bias or mlp_bias,  # hfpipe's `bias` covers o_proj and the MLP: zeros where one lacks it
+        bias=attention_bias or mlp_bias,  # o_proj and the MLP in hfpipe: zeros where one lacks it
         layer_norm_epsilon=config.rms_norm_eps,
         initializer_range=config.initializer_range,
         tie_word_embeddings=config.tie_word_embeddings,
@@ -248,11 +253,17 @@ def export_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
     tokenizer; returns the directory. ValueError, naming the switch, for a layout with no native class."""
     source = str(model_name_or_path)
     check_exists(source)
-    if read_config(source).get("model_type") in NATIVE_TYPES:
-        raise ValueError(f"{source} is already a native {read_config(source)['model_type']} model")
+    if not is_adapter(source):
+        config = read_config(source)
+        if config.get("model_type") in NATIVE_TYPES:
+            raise ValueError(f"{source} is already a native {config['model_type']} model")
+        if config.get("model_type") == GPTConfig.model_type:
+            native_type(GPTConfig.from_dict(config))  # refuse before loading the weights
     model = load_model(source, merge_adapter=True)
     if not isinstance(model, GPTForCausalLM):
-        raise ValueError(f"{source} is a {type(model).__name__}; native export takes an hfpipe GPT checkpoint")
+        raise ValueError(
+            f"{source} is a {type(model).__name__}; native export takes an hfpipe GPT checkpoint"
+        )
     native = to_native(model)
     path = _save(native, _tokenizer_or_none(source), output_dir)
     logger.info("exported %s -> %s (%s)", source, path, type(native).__name__)
@@ -267,11 +278,13 @@ def import_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
         raise ValueError(f"{source} is a {model_type!r} model; the import takes {' or '.join(NATIVE_TYPES)}")
     gpt = from_native(load_model(source))
     path = _save(gpt, _tokenizer_or_none(source), output_dir)
-    logger.info("imported %s (%s) -> %s", source, cls.__name__, path)
+    logger.info("imported %s (%s) -> %s", source, model_type, path)
     return path
 
 
-def max_logit_difference(source: str | os.PathLike, converted: str | os.PathLike, tolerance: float = 1e-4) -> float:
+def max_logit_difference(
+    source: str | os.PathLike, converted: str | os.PathLike, tolerance: float = 1e-4
+) -> float:
     """Run both checkpoints (float32) on a few token ids; return the largest absolute logit difference, or
     raise ValueError when it exceeds ``tolerance`` (the conversion would have changed the model)."""
     first, second = (load_model(str(p), dtype=torch.float32, merge_adapter=True) for p in (source, converted))
