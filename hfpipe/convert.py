@@ -13,6 +13,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from .models.gpt import GPTConfig, GPTForCausalLM
+from .models.gpt.configuration_gpt import non_book_switches
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,15 @@ def gpt2_config_to_gpt(config: GPT2Config) -> GPTConfig:
 
 
 def gpt_config_to_gpt2(config: GPTConfig) -> GPT2Config:
-    """Translate a ``GPTConfig`` into the equivalent ``GPT2Config`` (GPT-2 always has a QKV bias)."""
+    """Translate a ``GPTConfig`` into the equivalent ``GPT2Config`` (GPT-2 always has a QKV bias).
+
+    Raises ValueError, naming the switches, for a layout other than the book's (GPT-2's)."""
+    switches = non_book_switches(config)
+    if switches:
+        raise ValueError(
+            f"GPT-2 has the book's layout; this model has {', '.join(switches)}, which GPT-2 (and its GGUF "
+            "export) cannot hold"
+        )
     return GPT2Config(
         vocab_size=config.vocab_size,
         n_positions=config.context_length,
@@ -78,7 +87,7 @@ def gpt_config_to_gpt2(config: GPTConfig) -> GPT2Config:
         n_embd=config.emb_dim,
         n_layer=config.n_layers,
         n_head=config.n_heads,
-        n_inner=config.ff_mult * config.emb_dim,
+        n_inner=config.intermediate_size,
         activation_function="gelu_new" if config.activation_function != "gelu" else "gelu",
         resid_pdrop=config.drop_rate,
         embd_pdrop=config.drop_rate,

@@ -22,8 +22,9 @@ from .models.gpt import GPTConfig
 
 logger = logging.getLogger(__name__)
 
-# Every linear of a GPT block: attention (fused qkv, output projection) and feed-forward.
-DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "fc2"]
+# Every linear of a GPT block, for every architecture: attention (fused qkv, output projection) and
+# feed-forward (fc1 and fc2; swiglu's fused gate_up and fc2). peft skips the names a model lacks.
+DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "gate_up", "fc2"]
 
 
 def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=None) -> LoraConfig:
@@ -45,7 +46,10 @@ def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=
     if config.target_modules is None and (
         model is None or getattr(model.config, "model_type", None) == GPTConfig.model_type
     ):
-        config.target_modules = set(DEFAULT_TARGET_MODULES)
+        present = (
+            {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} if model is not None else None
+        )
+        config.target_modules = {m for m in DEFAULT_TARGET_MODULES if present is None or m in present}
     return config
 
 

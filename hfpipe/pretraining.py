@@ -24,7 +24,7 @@ from .data import build_lm_datasets
 from .data.stdlib_corpus import stdlib_corpus_path
 from .hardware import launched_on_cpu_only
 from .loading import check_exists, load_model, load_tokenizer
-from .models.gpt import GPTConfig, GPTForCausalLM
+from .models.gpt import GPT_ARCHITECTURES, GPT_PRESETS, GPTConfig, GPTForCausalLM
 from .tokenization import tokenizer_for_run
 from .training.callbacks import generate_sample, standard_callbacks
 from .training.checkpoints import find_resume_checkpoint
@@ -36,9 +36,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ArchitectureArguments:
-    """The shape of a new model: a preset with overrides (ignored when continuing a checkpoint)."""
+    """The shape of a new model: a size preset, an architecture, overrides (ignored when continuing a checkpoint)."""
 
     model_preset: str = field(default="tiny", metadata={"help": "gpt2-small/medium/large/xl or tiny."})
+    architecture: str = field(
+        default="book",
+        metadata={
+            "help": "book (GPT-2 layout), llama (rope, rmsnorm, swiglu, GQA) or nanochat (rope, qk-norm, relu2)."
+        },
+    )
+    n_kv_heads: int | None = field(
+        default=None, metadata={"help": "Key/value heads (grouped-query attention); must divide n_heads."}
+    )
     context_length: int | None = field(
         default=None, metadata={"help": "Override the preset's context_length."}
     )
@@ -53,6 +62,17 @@ class ArchitectureArguments:
     activation_function: str | None = field(
         default=None, metadata={"help": "gelu_pytorch_tanh (the book's) or gelu (exact, nanoGPT's)."}
     )
+
+    def __post_init__(self):
+        for name, choices in (("model_preset", GPT_PRESETS), ("architecture", GPT_ARCHITECTURES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {sorted(choices)}")
+        self.config()  # a shape that cannot be built is refused before any data is prepared
+
+    def config(self, **fields) -> GPTConfig:
+        """The new model's config: preset, architecture and overrides, plus ``fields`` (vocab size, token ids)."""
+        overrides = {k: getattr(self, k) for k in _OVERRIDES if getattr(self, k) is not None}
+        return GPTConfig.from_preset(self.model_preset, self.architecture, **overrides, **fields)
 
 
 @dataclass
@@ -115,6 +135,7 @@ _OVERRIDES = (
     "qkv_bias",
     "tie_word_embeddings",
     "activation_function",
+    "n_kv_heads",
 )
 
 
@@ -144,10 +165,7 @@ def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTF
             setattr(model.config, key, value)
             setattr(model.generation_config, key, value)
         return model
-    overrides = {k: getattr(arch_args, k) for k in _OVERRIDES if getattr(arch_args, k) is not None}
-    config = GPTConfig.from_preset(
-        arch_args.model_preset, vocab_size=len(tokenizer), **overrides, **special_ids
-    )
+    config = arch_args.config(vocab_size=len(tokenizer), **special_ids)
     return GPTForCausalLM._from_config(config, attn_implementation=attn)
 
 

@@ -21,6 +21,7 @@ from datasets import Dataset
 
 from hfpipe import GPTConfig, GPTForCausalLM
 from hfpipe.compat import cache_kwargs, output_cache
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 from hfpipe.serving.engine import Engine, Request, SamplingParams
 from hfpipe.tokenization import train_bpe_tokenizer
 
@@ -41,11 +42,12 @@ def tokenizer():
     return train_bpe_tokenizer(TEXTS, vocab_size=320, min_frequency=1, model_max_length=64)
 
 
-@pytest.fixture(scope="module")
-def config(tokenizer):
-    return GPTConfig(
-        vocab_size=len(tokenizer), context_length=64, emb_dim=32, n_heads=2, n_layers=2, drop_rate=0.0,
-        initializer_range=0.1,  # peaked logits: no near-ties between batched and single decoding
+@pytest.fixture(scope="module", params=sorted(GPT_ARCHITECTURES))
+def config(request, tokenizer):
+    """A small GPT in each architecture (book, llama with 2 of 4 kv heads, nanochat with 1)."""
+    return GPTConfig.from_preset(
+        "tiny", request.param, vocab_size=len(tokenizer), context_length=64, emb_dim=32, n_heads=4, n_layers=2,
+        drop_rate=0.0, initializer_range=0.1,  # peaked logits: no near-ties between batched and single decoding
         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from ..models.gpt import GPTConfig
 from .sharded import is_sharded, sharded_problem
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,14 @@ ARCHITECTURE_KEYS = (
     "n_layers",
     "ff_mult",
     "qkv_bias",
+    "position",
+    "norm",
+    "norm_weight",
+    "mlp",
+    "intermediate_size",
+    "n_kv_heads",
+    "qk_norm",
+    "bias",
 )
 
 
@@ -98,6 +107,8 @@ def check_same_architecture(ckpt: str | Path, config) -> None:
     if is_sharded(ckpt) and not (Path(ckpt) / "config.json").is_file():
         return  # no config to compare; prepare_output_dir has matched the run's settings (hfpipe_run.json)
     saved = json.loads((Path(ckpt) / "config.json").read_text())
+    if saved.get("model_type") == GPTConfig.model_type:
+        saved = GPTConfig.from_dict(saved).to_dict()  # a config saved before a switch existed: its default
     ours = config.to_dict()
     diff = {k: (saved.get(k), ours.get(k)) for k in ARCHITECTURE_KEYS if saved.get(k) != ours.get(k)}
     if diff:

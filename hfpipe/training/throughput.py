@@ -10,7 +10,10 @@ import torch
 def flops_per_token(config, seq_len: int) -> float:
     """Training FLOPs per token (forward + backward): 6 N + 12 L T d (PaLM appendix B), N = non-embedding params."""
     d, n_layers = config.emb_dim, config.n_layers
-    block_params = n_layers * (4 * d * d + 2 * config.ff_mult * d * d)
+    kv_width = config.n_kv_heads * config.head_dim
+    attention = d * (d + 2 * kv_width) + d * d  # qkv and output projections
+    ff_matrices = 3 if config.mlp == "swiglu" else 2
+    block_params = n_layers * (attention + ff_matrices * d * config.intermediate_size)
     head_params = d * config.vocab_size
     return 6 * (block_params + head_params) + 12 * n_layers * seq_len * d
 

@@ -6,6 +6,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from hfpipe import GPTConfig, GPTForCausalLM
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 
 SENTENCES = [
     "I had always thought Jack Gisburn rather a cheap genius.",
@@ -34,11 +35,16 @@ def tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-@pytest.fixture
-def tiny_config(tokenizer) -> GPTConfig:
-    """The ``tiny`` preset (vocab 512, context 64, 64 wide, 2 layers, 4 heads, no dropout), tokenizer's ids."""
+@pytest.fixture(params=sorted(GPT_ARCHITECTURES))
+def tiny_config(request, tokenizer) -> GPTConfig:
+    """The ``tiny`` preset (vocab 512, context 64, 64 wide, 2 layers, 4 heads, no dropout), tokenizer's ids, in
+    each architecture (book, llama, nanochat): every test using it runs for each."""
     return GPTConfig.from_preset(
-        "tiny", eos_token_id=tokenizer.eos_token_id, bos_token_id=None, pad_token_id=tokenizer.pad_token_id
+        "tiny",
+        request.param,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        pad_token_id=tokenizer.pad_token_id,
     )
 
 

@@ -8,21 +8,21 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArgum
 from trl import SFTConfig, SFTTrainer
 
 from hfpipe import GPTForCausalLM
+from hfpipe.lora import DEFAULT_TARGET_MODULES
 
 from .conftest import SENTENCES
 
-LORA_TARGETS = ["qkv", "out_proj", "fc1", "fc2"]
-
 
 def test_lora_trains_and_merges(tiny_model, tiny_config):
+    block_linears = {n for n, m in tiny_model.model.blocks.named_modules() if isinstance(m, torch.nn.Linear)}
     config = LoraConfig(
-        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM"
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=DEFAULT_TARGET_MODULES, task_type="CAUSAL_LM"
     )
     model = get_peft_model(tiny_model, config)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name for name in trainable)
-    wrapped = {name.split(".")[-1] for name, _ in model.named_modules() if hasattr(_, "lora_A")}
-    assert wrapped == set(LORA_TARGETS)
+    wrapped = {name.split("blocks.")[-1] for name, m in model.named_modules() if hasattr(m, "lora_A")}
+    assert wrapped == block_linears  # hfpipe's default targets are every linear of every block
 
     torch.manual_seed(0)
     batch = torch.randint(2, tiny_config.vocab_size, (4, 16))

@@ -16,11 +16,18 @@ from transformers import (
     BertModel,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 from transformers.modeling_outputs import BaseModelOutputWithPast
+from transformers.utils import is_flash_attn_2_available
 
 import hfpipe
 from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification, GPTModel, GPTPreTrainedModel
+from hfpipe.models.gpt import modeling_gpt
+from hfpipe.models.gpt.configuration_gpt import describe_architecture
 
 
 def test_classes_importable_from_hfpipe():
@@ -258,10 +265,11 @@ def test_weights_untied_by_default(tiny_model):
 
 
 def test_weight_tying_survives_save_and_load(tmp_path, tiny_config):
+    tiny_config.tie_word_embeddings = False
+    untied_count = sum(p.numel() for p in GPTForCausalLM(tiny_config).parameters())
     tiny_config.tie_word_embeddings = True
     model = GPTForCausalLM(tiny_config)
     assert model.lm_head.weight is model.model.tok_emb.weight
-    untied_count = sum(p.numel() for p in GPTForCausalLM(GPTConfig.from_preset("tiny")).parameters())
     assert (
         sum(p.numel() for p in model.parameters())
         == untied_count - tiny_config.vocab_size * tiny_config.emb_dim
@@ -362,3 +370,150 @@ def test_other_model_type_is_a_clear_error(tmp_path):
     )
     with pytest.raises(ValueError, match="model_type 'gpt2'.*load_gpt"):
         GPTForCausalLM.from_pretrained(tmp_path / "gpt2")
+
+
+# --- architectures (book, llama, nanochat; the shared tests above run for each through tiny_config) ---------
+
+
+def _module_names_in_docstring() -> set[str]:
+    return set(re.findall(r"^    ((?:model\.|lm_head|score)[\w.{}/]*)", modeling_gpt.__doc__, flags=re.M))
+
+
+def test_every_parameter_name_is_documented(tiny_config):
+    """modeling_gpt's docstring lists the parameter names the native exporter maps: it must stay true."""
+    documented = _module_names_in_docstring()
+    for head in (GPTForCausalLM, GPTForSequenceClassification):
+        for name, _ in head(tiny_config).named_parameters():
+            generic = re.sub(r"blocks\.\d+\.", "blocks.{i}.", name)
+            module, _, kind = generic.rpartition(".")
+            assert generic in documented or f"{module}.weight/.bias" in documented or module in documented, (
+                f"{name} ({kind}) is not in modeling_gpt's docstring"
+            )
+
+
+def test_initialisation_per_architecture(tiny_config):
+    config = GPTConfig.from_dict({**tiny_config.to_dict(), "emb_dim": 256, "n_layers": 8, "n_heads": 8})
+    torch.manual_seed(0)
+    model = GPTForCausalLM(config)
+    scaled = 0.02 / math.sqrt(2 * config.n_layers)
+    for block in model.model.blocks:
+        for proj in (block.att.out_proj, block.ff.fc2):
+            assert proj.weight.std().item() == pytest.approx(scaled, rel=0.03)
+            assert (proj.bias is None) == (not config.bias)
+        first = block.ff.gate_up if config.mlp == "swiglu" else block.ff.fc1
+        for linear in (block.att.qkv, first):
+            assert linear.weight.std().item() == pytest.approx(0.02, rel=0.03)
+        norm_params = dict(block.norm1.named_parameters())
+        assert set(norm_params) == {"weight", "bias"} if config.norm == "layernorm" and config.bias else True
+        assert all(torch.all(p == (1 if n == "weight" else 0)) for n, p in norm_params.items())
+        assert bool(norm_params) == config.norm_weight  # RMSNorm without weight has no parameter at all
+        for qk in (block.att.q_norm, block.att.k_norm):
+            assert [p.tolist() for p in qk.parameters()] == (
+                [[1.0] * config.head_dim] if config.qk_norm else []
+            )
+    assert (model.model.pos_emb is None) == (config.position == "rope")
+
+
+def test_rotary_embedding_is_rebuilt_on_load_with_its_scaling(tmp_path):
+    """The rotary frequencies are buffers, not saved: a loaded model recomputes them, scaling included."""
+    config = GPTConfig.from_preset(
+        "tiny", "llama", rope_scaling_parameters={"rope_type": "linear", "factor": 2.0}
+    )
+    torch.manual_seed(0)
+    model = GPTForCausalLM(config).eval()
+    plain = GPTForCausalLM(GPTConfig.from_preset("tiny", "llama")).model.rotary_emb.inv_freq
+    torch.testing.assert_close(model.model.rotary_emb.inv_freq, plain / 2)
+    model.save_pretrained(tmp_path)
+    assert not any("rotary" in k for k in load_file(tmp_path / "model.safetensors"))
+    loaded = GPTForCausalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.model.rotary_emb.inv_freq, plain / 2)
+    ids = torch.randint(0, config.vocab_size, (2, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=0, rtol=0)
+
+
+def _as_native(model: GPTForCausalLM, native_class):
+    """The same weights in transformers' own Llama or Qwen3 (a reference implementation of each switch)."""
+    c = model.config
+    kwargs = {"head_dim": c.head_dim} if native_class is Qwen3ForCausalLM else {}
+    config_class = Qwen3Config if native_class is Qwen3ForCausalLM else LlamaConfig
+    native = native_class(config_class(
+        vocab_size=c.vocab_size, hidden_size=c.emb_dim, intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.n_layers, num_attention_heads=c.n_heads, num_key_value_heads=c.n_kv_heads,
+        max_position_embeddings=c.context_length, rms_norm_eps=c.layer_norm_epsilon, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta}, **kwargs,
+    )).eval()  # fmt: skip
+    src = model.state_dict()
+    q, kv, width = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim, c.intermediate_size
+    state = {"model.embed_tokens.weight": src["model.tok_emb.weight"], "lm_head.weight": src["lm_head.weight"],
+             "model.norm.weight": src["model.final_norm.weight"]}  # fmt: skip
+    for i in range(c.n_layers):
+        ours, theirs = f"model.blocks.{i}.", f"model.layers.{i}."
+        for name, tensor in zip(
+            ("q", "k", "v"), src[ours + "att.qkv.weight"].split([q, kv, kv]), strict=True
+        ):
+            state[f"{theirs}self_attn.{name}_proj.weight"] = tensor
+        gate, up = src[ours + "ff.gate_up.weight"].split([width, width])
+        state |= {
+            theirs + "self_attn.o_proj.weight": src[ours + "att.out_proj.weight"],
+            theirs + "mlp.gate_proj.weight": gate,
+            theirs + "mlp.up_proj.weight": up,
+            theirs + "mlp.down_proj.weight": src[ours + "ff.fc2.weight"],
+            theirs + "input_layernorm.weight": src[ours + "norm1.weight"],
+            theirs + "post_attention_layernorm.weight": src[ours + "norm2.weight"],
+        }
+        if c.qk_norm:
+            state[theirs + "self_attn.q_norm.weight"] = src[ours + "att.q_norm.weight"]
+            state[theirs + "self_attn.k_norm.weight"] = src[ours + "att.k_norm.weight"]
+    native.load_state_dict(state, strict=True)
+    return native
+
+
+@pytest.mark.parametrize("native_class", [LlamaForCausalLM, Qwen3ForCausalLM])
+def test_llama_layout_computes_what_transformers_llama_and_qwen3_compute(native_class):
+    """RoPE, RMSNorm, SwiGLU, grouped-query attention (and QK-norm as Qwen3's) checked against transformers."""
+    qk_norm = native_class is Qwen3ForCausalLM
+    config = GPTConfig.from_preset("tiny", "llama", n_layers=3, rope_theta=500.0, qk_norm=qk_norm)
+    torch.manual_seed(0)
+    model = GPTForCausalLM(config).eval()
+    with torch.no_grad():  # non-trivial norm weights, so that a misplaced norm shows
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    native = _as_native(model, native_class)
+    ids = torch.randint(0, config.vocab_size, (2, 30))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, native(ids).logits, atol=1e-5, rtol=1e-5)
+    greedy = {"max_new_tokens": 20, "do_sample": False, "eos_token_id": None, "pad_token_id": None}
+    assert torch.equal(model.generate(ids[:, :5], **greedy), native.generate(ids[:, :5], **greedy))
+
+
+def test_old_checkpoint_without_switch_keys_loads_as_book(tmp_path):
+    """A directory saved before the switches existed: its config.json has none of their keys."""
+    config = GPTConfig.from_preset("tiny")
+    torch.manual_seed(0)
+    model = GPTForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    new_keys = {"position", "rope_theta", "rope_scaling_parameters", "norm", "norm_weight", "mlp",
+                "intermediate_size", "n_kv_heads", "qk_norm", "bias"}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in new_keys}))
+    loaded = GPTForCausalLM.from_pretrained(tmp_path).eval()
+    assert describe_architecture(loaded.config) == "book (learned, layernorm, gelu)"
+    ids = torch.randint(0, config.vocab_size, (2, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(
+    not is_flash_attn_2_available(), reason="flash-attn needs a CUDA GPU and the flash_attn package"
+)
+def test_flash_attention_matches_sdpa(tiny_config):
+    torch.manual_seed(0)
+    model = GPTForCausalLM(tiny_config).to("cuda", torch.bfloat16).eval()
+    flash = GPTForCausalLM._from_config(tiny_config, attn_implementation="flash_attention_2")
+    flash = flash.to("cuda", torch.bfloat16).eval()
+    flash.load_state_dict(model.state_dict())
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 24), device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(flash(ids).logits, model(ids).logits, atol=2e-2, rtol=2e-2)

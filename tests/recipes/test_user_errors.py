@@ -26,6 +26,15 @@ CASES = {
     "mistyped tokenizer path": (["--tokenizer_name_or_path", "out/tokenizr"], "did you mean 'out/tokenizer'"),
     "bf16 with fp16": (["--bf16", "true", "--fp16", "true"], "bf16 and fp16 are both set"),
     "unknown key": (["--config", "typo.yaml"], "unknown key(s) in typo.yaml: 'learning_rte'"),
+    "unknown architecture": (["--architecture", "llama2"], "unknown architecture 'llama2'; choose one of"),
+    "kv heads not dividing the heads": (
+        ["--architecture", "llama", "--n_kv_heads", "3"],
+        "GPTConfig.n_kv_heads (3) must divide n_heads (4)",
+    ),
+    "rope with an odd head size": (
+        ["--architecture", "nanochat", "--emb_dim", "36"],
+        "GPTConfig.position 'rope' needs an even head size, got emb_dim / n_heads = 9",
+    ),
 }
 
 

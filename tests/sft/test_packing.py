@@ -8,17 +8,24 @@ import torch
 from transformers import OPTConfig, OPTForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from hfpipe import GPTForCausalLM
+from hfpipe import GPTConfig, GPTForCausalLM
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 from hfpipe.sft.packing import check_packing
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sft_fixtures import tiny_gpt_config  # noqa: E402
 
+SIZES = ("vocab_size", "context_length", "emb_dim", "n_layers", "drop_rate")
 
+
+@pytest.mark.parametrize("architecture", sorted(GPT_ARCHITECTURES))
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_batch_matches_each_example_alone(attn):
+def test_packed_batch_matches_each_example_alone(attn, architecture):
+    """With rope, positions restart per packed example (position_ids) as learned positions do."""
     torch.manual_seed(0)
-    model = GPTForCausalLM(tiny_gpt_config(100)).eval()
+    config = tiny_gpt_config(100)
+    config = GPTConfig.from_preset("tiny", architecture, **{k: getattr(config, k) for k in SIZES}, n_heads=4)
+    model = GPTForCausalLM(config).eval()
     model.config._attn_implementation = attn
     lengths = [7, 3, 11, 5]
     examples = [{"input_ids": torch.randint(0, 100, (n,)).tolist()} for n in lengths]

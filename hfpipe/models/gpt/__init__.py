@@ -6,7 +6,7 @@ through this package registers them all with transformers' Auto classes (``hfpip
 
 import importlib
 
-from .configuration_gpt import GPT_PRESETS, GPTConfig
+from .configuration_gpt import GPT_ARCHITECTURES, GPT_PRESETS, GPTConfig
 
 _MODELS = ("GPTForCausalLM", "GPTForSequenceClassification", "GPTModel", "GPTPreTrainedModel")
 
@@ -20,4 +20,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["GPT_PRESETS", "GPTConfig", *_MODELS]
+__all__ = ["GPT_ARCHITECTURES", "GPT_PRESETS", "GPTConfig", *_MODELS]

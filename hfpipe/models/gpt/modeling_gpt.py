@@ -1,7 +1,38 @@
-"""The GPT of "Build a Large Language Model (From Scratch)" as a native transformers model.
+"""The GPT of "Build a Large Language Model (From Scratch)" as a native transformers model, with modern switches.
 
-token + learned position embeddings -> dropout -> N x [LayerNorm -> causal multi-head attention -> shortcut,
-LayerNorm -> GELU feed-forward (4x) -> shortcut] -> final LayerNorm -> linear head.
+token (+ learned position) embeddings -> dropout -> N x [norm -> causal attention -> shortcut,
+norm -> feed-forward -> shortcut] -> final norm -> linear head.
+
+Each switch of ``GPTConfig`` picks a module once, in ``__init__``: the norm class (``GPTLayerNorm`` or
+``GPTRMSNorm``), the feed-forward class (``GPTFeedForward`` for gelu/relu2, ``GPTGatedFeedForward`` for
+swiglu), and the positions (``model.pos_emb`` added to the embeddings, or ``model.rotary_emb`` whose
+(cos, sin) every attention applies to its queries and keys, as in transformers' Llama).
+
+Parameter names (``model.`` prefix in the heads; ``blocks.{i}`` for each layer), for weight mapping:
+
+    model.tok_emb.weight                  (vocab_size, emb_dim)
+    model.pos_emb.weight                  (context_length, emb_dim)          position="learned" only
+    model.rotary_emb                      buffers only (inv_freq), not saved  position="rope" only
+    model.blocks.{i}.norm1.weight/.bias   (emb_dim,); the bias only with norm="layernorm" and bias=True,
+                                          no parameter at all with norm_weight=False
+    model.blocks.{i}.att.qkv.weight/.bias ((n_heads + 2 * n_kv_heads) * head_dim, emb_dim), rows laid out
+                                          [q | k | v], each head-major (head 0's head_dim rows first);
+                                          the bias with qkv_bias=True
+    model.blocks.{i}.att.q_norm.weight    (head_dim,)  qk_norm=True only (RMSNorm, as Qwen3's q_norm)
+    model.blocks.{i}.att.k_norm.weight    (head_dim,)  qk_norm=True only
+    model.blocks.{i}.att.out_proj.weight/.bias  (emb_dim, n_heads * head_dim); the bias with bias=True
+    model.blocks.{i}.norm2.weight/.bias   as norm1
+    model.blocks.{i}.ff.fc1.weight/.bias  (intermediate_size, emb_dim): mlp="gelu" or "relu2"
+    model.blocks.{i}.ff.gate_up.weight/.bias  (2 * intermediate_size, emb_dim), rows laid out [gate | up]:
+                                          mlp="swiglu" only (out = fc2(silu(gate) * up))
+    model.blocks.{i}.ff.fc2.weight/.bias  (emb_dim, intermediate_size), the down projection
+    model.final_norm.weight/.bias         as norm1
+    lm_head.weight                        (vocab_size, emb_dim), tied to tok_emb with tie_word_embeddings
+    score.weight/.bias                    (num_labels, emb_dim), GPTForSequenceClassification
+
+The feed-forward biases exist with bias=True. RoPE rotates the two halves of each head (transformers'
+``rotate_half``, the layout of transformers' Llama), with ``rope_theta`` and optional
+``rope_scaling_parameters`` through ``transformers.modeling_rope_utils``.
 
 Self-contained: imports only torch and transformers, so ``save_pretrained`` can ship this file next to the
 weights (``auto_map``) and ``AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`` works
@@ -15,7 +46,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, LlamaConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask
@@ -25,10 +56,11 @@ from transformers.modeling_outputs import (
     CausalLMOutputWithPast,
     SequenceClassifierOutputWithPast,
 )
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple, logging
 
-from .configuration_gpt import GPTConfig
+from .configuration_gpt import GPTConfig, rope_parameters
 
 try:
     from transformers.utils.output_capturing import capture_outputs
@@ -75,8 +107,19 @@ def resolve_cache(cache: Cache | None, past_key_values: Cache | None) -> Cache |
     return cache if cache is not None else past_key_values
 
 
+def repeat_kv(hidden_states: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """(batch, kv_heads, seq, head_dim) -> (batch, kv_heads * n_rep, seq, head_dim): each kv head n_rep times."""
+    if n_rep == 1:
+        return hidden_states
+    batch, kv_heads, seq_len, head_dim = hidden_states.shape
+    hidden_states = hidden_states[:, :, None].expand(batch, kv_heads, n_rep, seq_len, head_dim)
+    return hidden_states.reshape(batch, kv_heads * n_rep, seq_len, head_dim)
+
+
 def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
     """Plain softmax(QK^T / sqrt(d) + mask) V, as written in the book; returns the weights too."""
+    key = repeat_kv(key, module.num_key_value_groups)
+    value = repeat_kv(value, module.num_key_value_groups)
     attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
@@ -89,27 +132,134 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return attn_output, attn_weights
 
 
+class GPTLayerNorm(nn.LayerNorm):
+    """LayerNorm; without ``norm_weight`` it has no parameter, without ``bias`` no bias."""
+
+    def __init__(self, dim: int, config: GPTConfig):
+        super().__init__(
+            dim, eps=config.layer_norm_epsilon, elementwise_affine=config.norm_weight, bias=config.bias
+        )
+
+
+class GPTRMSNorm(nn.Module):
+    """RMSNorm computed in float32 (as Llama's), with a learnable scale unless ``weight=False``."""
+
+    def __init__(self, dim: int, eps: float, weight: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim)) if weight else None
+        self.eps = eps
+
+    def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = (hidden_states * torch.rsqrt(variance + self.eps)).to(input_dtype)
+        return hidden_states if self.weight is None else self.weight * hidden_states
+
+    def extra_repr(self):
+        return f"{self.weight is not None and tuple(self.weight.shape)}, eps={self.eps}"
+
+
+def make_norm(config: GPTConfig, dim: int) -> nn.Module:
+    """The block/final norm the config chooses."""
+    if config.norm == "rmsnorm":
+        return GPTRMSNorm(dim, config.layer_norm_epsilon, weight=config.norm_weight)
+    return GPTLayerNorm(dim, config)
+
+
+def rope_config(config: GPTConfig) -> LlamaConfig:
+    """The config transformers' rope utilities read (a Llama one: they standardise and read its rope fields)."""
+    return LlamaConfig(
+        hidden_size=config.emb_dim,
+        num_attention_heads=config.n_heads,
+        num_key_value_heads=config.n_kv_heads,
+        head_dim=config.head_dim,
+        max_position_embeddings=config.context_length,
+        rope_parameters=rope_parameters(config),
+    )
+
+
+def make_head_norm(config: GPTConfig) -> nn.Module:
+    """The per-head norm of queries or keys: RMSNorm with weight under ``qk_norm`` (as Qwen3), else nothing."""
+    return GPTRMSNorm(config.head_dim, config.layer_norm_epsilon) if config.qk_norm else nn.Identity()
+
+
+class GPTRotaryEmbedding(nn.Module):
+    """RoPE (cos, sin) per position, computed once per forward for all layers, as transformers' Llama does."""
+
+    inv_freq: torch.Tensor
+
+    def __init__(self, config: GPTConfig, device=None):
+        super().__init__()
+        self.config = rope_config(config)  # read again by dynamic_rope_update and transformers' _init_weights
+        self.max_seq_len_cached = self.original_max_seq_len = config.context_length
+        self.rope_type = self.config.rope_parameters["rope_type"]
+        init_fn = ROPE_INIT_FUNCTIONS.get(self.rope_type, self.compute_default_rope_parameters)
+        inv_freq, self.attention_scaling = init_fn(self.config, device)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
+
+    @staticmethod
+    def compute_default_rope_parameters(config: LlamaConfig, device=None, seq_len=None, **kwargs):
+        """The original RoPE frequencies: theta^(-2i/d) over the head size d."""
+        dim = config.head_dim
+        exponents = torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim
+        return 1.0 / (config.rope_parameters["rope_theta"] ** exponents), 1.0
+
+    @torch.no_grad()
+    @dynamic_rope_update  # recomputes the frequencies for the dynamic/longrope scalings
+    def forward(self, x, position_ids):
+        inv_freq = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1).to(x.device)
+        device_type = x.device.type if x.device.type != "mps" else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):  # float32 angles
+            freqs = (inv_freq @ position_ids[:, None, :].float()).transpose(1, 2)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos() * self.attention_scaling, emb.sin() * self.attention_scaling
+        return cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
+
+
+def rotate_half(x):
+    """(x1, x2) -> (-x2, x1) over the two halves of the last dimension."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(query, key, cos, sin):
+    """Rotate queries and keys (batch, heads, seq, head_dim) by their positions' angles."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return query * cos + rotate_half(query) * sin, key * cos + rotate_half(key) * sin
+
+
 class GPTAttention(nn.Module):
-    """Causal multi-head self-attention with one fused query/key/value projection."""
+    """Causal self-attention with one fused query/key/value projection; grouped-query when n_kv_heads < n_heads."""
 
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
         self.config = config
         self.layer_idx = layer_idx
-        self.num_heads = config.n_heads
-        self.head_dim = config.emb_dim // config.n_heads
+        self.num_heads, self.num_kv_heads = config.n_heads, config.n_kv_heads
+        self.num_key_value_groups = config.n_heads // config.n_kv_heads  # read by transformers' sdpa too
+        self.head_dim = config.head_dim
         self.scaling = self.head_dim**-0.5
         self.is_causal = True
-        self.qkv = nn.Linear(config.emb_dim, 3 * config.emb_dim, bias=config.qkv_bias)
-        self.out_proj = nn.Linear(config.emb_dim, config.emb_dim)
+        self.qkv = nn.Linear(
+            config.emb_dim, (self.num_heads + 2 * self.num_kv_heads) * self.head_dim, bias=config.qkv_bias
+        )
+        self.out_proj = nn.Linear(self.num_heads * self.head_dim, config.emb_dim, bias=config.bias)
         self.out_proj.is_residual_projection = True  # scaled GPT-2 init, see GPTPreTrainedModel._init_weights
+        self.q_norm, self.k_norm = make_head_norm(config), make_head_norm(config)
         self.attn_dropout = nn.Dropout(config.drop_rate)  # a module: trl's disable_dropout (p = 0) reaches it
         self.resid_dropout = nn.Dropout(config.drop_rate)
 
-    def forward(self, hidden_states, attention_mask=None, cache: Cache | None = None, **kwargs):
+    def forward(self, hidden_states, position_embeddings=None, attention_mask=None, cache=None, **kwargs):
         batch, seq_len, _ = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+        sizes = [self.num_heads * self.head_dim, *(2 * [self.num_kv_heads * self.head_dim])]
+        query, key, value = self.qkv(hidden_states).split(sizes, dim=-1)
+        query = self.q_norm(query.view(batch, seq_len, -1, self.head_dim)).transpose(1, 2)
+        key = self.k_norm(key.view(batch, seq_len, -1, self.head_dim)).transpose(1, 2)
+        value = value.view(batch, seq_len, -1, self.head_dim).transpose(1, 2)  # each (batch, heads, seq, dim)
+        if position_embeddings is not None:  # rope
+            query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
         if cache is not None:
             key, value = cache.update(key, value, self.layer_idx)
 
@@ -131,35 +281,70 @@ class GPTAttention(nn.Module):
         return self.resid_dropout(self.out_proj(attn_output)), attn_weights
 
 
+class ReLUSquared(nn.Module):
+    """relu(x)^2 (Primer; nanochat and modded-nanogpt)."""
+
+    def forward(self, x):
+        return F.relu(x).square()
+
+
+def make_activation(config: GPTConfig) -> nn.Module:
+    """The feed-forward nonlinearity: the book's GELU (tanh-approximated or exact) or relu²."""
+    if config.mlp == "relu2":
+        return ReLUSquared()
+    return nn.GELU(approximate="none" if config.activation_function == "gelu" else "tanh")
+
+
 class GPTFeedForward(nn.Module):
-    """Two linear layers around a GELU, ``ff_mult`` times wider in the middle."""
+    """fc1 -> activation -> fc2, ``intermediate_size`` wide in the middle (gelu and relu2)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.fc1 = nn.Linear(config.emb_dim, config.ff_mult * config.emb_dim)
-        self.fc2 = nn.Linear(config.ff_mult * config.emb_dim, config.emb_dim)
+        self.fc1 = nn.Linear(config.emb_dim, config.intermediate_size, bias=config.bias)
+        self.fc2 = nn.Linear(config.intermediate_size, config.emb_dim, bias=config.bias)
         self.fc2.is_residual_projection = True
-        approximate = "none" if config.activation_function == "gelu" else "tanh"
-        self.act = nn.GELU(approximate=approximate)
+        self.act = make_activation(config)
         self.dropout = nn.Dropout(config.drop_rate)
 
     def forward(self, hidden_states):
         return self.dropout(self.fc2(self.act(self.fc1(hidden_states))))
 
 
+class GPTGatedFeedForward(nn.Module):
+    """SwiGLU: fc2(silu(gate) * up), with gate and up in one fused projection (rows [gate | up])."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.gate_up = nn.Linear(config.emb_dim, 2 * config.intermediate_size, bias=config.bias)
+        self.fc2 = nn.Linear(config.intermediate_size, config.emb_dim, bias=config.bias)
+        self.fc2.is_residual_projection = True
+        self.dropout = nn.Dropout(config.drop_rate)
+
+    def forward(self, hidden_states):
+        gate, up = self.gate_up(hidden_states).chunk(2, dim=-1)
+        return self.dropout(self.fc2(F.silu(gate) * up))
+
+
+FEED_FORWARDS = {"gelu": GPTFeedForward, "relu2": GPTFeedForward, "swiglu": GPTGatedFeedForward}
+
+
 class GPTBlock(GradientCheckpointingLayer):
-    """Pre-LayerNorm transformer block: x + att(norm1(x)), then x + ff(norm2(x))."""
+    """Pre-norm transformer block: x + att(norm1(x)), then x + ff(norm2(x))."""
 
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.norm1 = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
+        self.norm1 = make_norm(config, config.emb_dim)
         self.att = GPTAttention(config, layer_idx)
-        self.norm2 = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
-        self.ff = GPTFeedForward(config)
+        self.norm2 = make_norm(config, config.emb_dim)
+        self.ff = FEED_FORWARDS[config.mlp](config)
 
-    def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
+    def forward(self, hidden_states, position_embeddings=None, attention_mask=None, cache=None, **kwargs):
         attn_output, _ = self.att(
-            self.norm1(hidden_states), attention_mask=attention_mask, cache=cache, **kwargs
+            self.norm1(hidden_states),
+            position_embeddings=position_embeddings,
+            attention_mask=attention_mask,
+            cache=cache,
+            **kwargs,
         )
         hidden_states = hidden_states + attn_output
         return hidden_states + self.ff(self.norm2(hidden_states))
@@ -198,18 +383,22 @@ class GPTPreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
             std = self.config.initializer_range / math.sqrt(2 * self.config.n_layers)
             init.normal_(module.weight, mean=0.0, std=std)
+        # transformers' own _init_weights sets RMSNorm weights to one (by class name) and recomputes the
+        # rotary buffers (not saved) of GPTRotaryEmbedding
 
 
 class GPTModel(GPTPreTrainedModel):
-    """The GPT backbone: embeddings, transformer blocks and the final LayerNorm."""
+    """The GPT backbone: embeddings, positions (learned or rotary), transformer blocks and the final norm."""
 
     def __init__(self, config: GPTConfig):
         super().__init__(config)
         self.tok_emb = nn.Embedding(config.vocab_size, config.emb_dim)
-        self.pos_emb = nn.Embedding(config.context_length, config.emb_dim)
+        learned = config.position == "learned"
+        self.pos_emb = nn.Embedding(config.context_length, config.emb_dim) if learned else None
+        self.rotary_emb = None if learned else GPTRotaryEmbedding(config)
         self.drop_emb = nn.Dropout(config.drop_rate)
         self.blocks = nn.ModuleList([GPTBlock(config, i) for i in range(config.n_layers)])
-        self.final_norm = nn.LayerNorm(config.emb_dim, eps=config.layer_norm_epsilon)
+        self.final_norm = make_norm(config, config.emb_dim)
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -262,13 +451,23 @@ class GPTModel(GPTPreTrainedModel):
         elif position_ids is None:
             position_ids = torch.arange(past_len, past_len + seq_len, device=inputs_embeds.device)[None]
 
-        hidden_states = self.drop_emb(inputs_embeds + self.pos_emb(position_ids))
+        hidden_states = inputs_embeds if self.pos_emb is None else inputs_embeds + self.pos_emb(position_ids)
+        hidden_states = self.drop_emb(hidden_states)
+        position_embeddings = (
+            None if self.rotary_emb is None else self.rotary_emb(hidden_states, position_ids)
+        )
         causal_mask = make_causal_mask(
             self.config, inputs_embeds, attention_mask, cache, mask_position_ids, past_len
         )
 
         for block in self.blocks:  # hidden_states positional: the hooks of `capture_outputs` read args[0]
-            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
+            hidden_states = block(
+                hidden_states,
+                position_embeddings=position_embeddings,
+                attention_mask=causal_mask,
+                cache=cache,
+                **kwargs,
+            )
         return BaseModelOutputWithPast(
             last_hidden_state=self.final_norm(hidden_states), **{CACHE_NAME: cache if use_cache else None}
         )
