@@ -3,6 +3,7 @@ installed, without trust_remote_code, with hfpipe's logits and greedy tokens; th
 a layout with no native class is refused in one line naming the switch."""
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,20 @@ def test_cli_refusal_is_one_line(bpe_tokenizer, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: cannot export as Llama: mlp='relu2' (Llama needs swiglu)\n")
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_readme_commands_run_as_written(bpe_tokenizer, tmp_path, monkeypatch):
+    from hfpipe.cli import main
+
+    readme = (REPO / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("hfpipe export_native ")]
+    assert len(commands) == 2
+    monkeypatch.chdir(tmp_path)
+    model_dir = tmp_path / "outputs" / "quickstart-llama"
+    tiny_causal_lm(bpe_tokenizer, train_steps=0, **LLAMA).save_pretrained(model_dir)
+    bpe_tokenizer.save_pretrained(model_dir)
+    for command in commands:
+        main(shlex.split(command)[1:])
+    assert (
+        json.loads((tmp_path / "outputs" / "back" / "config.json").read_text())["model_type"] == "hfpipe_gpt"
+    )
