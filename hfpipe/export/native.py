@@ -171,7 +171,7 @@ def _fill(state: dict, wanted: dict[str, torch.Tensor]) -> dict:
     for name, like in wanted.items():
         if name in state:
             continue
-        if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
+        if name.endswith("norm.weight"):
             state[name] = torch.ones_like(like)
         elif name.endswith(".bias"):
             state[name] = torch.zeros_like(like)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hfpipe.export.native import export_native, import_native, native_type
+from hfpipe.export.native import export_native, gpt_config_from_native, import_native, native_type
 from hfpipe.loading import load_model
 from hfpipe.models.gpt import GPTConfig
 
@@ -142,6 +142,21 @@ def test_a_layout_without_native_class_names_the_switch(overrides, message):
 def test_nanochat_preset_is_refused():
     with pytest.raises(ValueError, match=r"cannot export as Qwen3: mlp='relu2' \(Qwen3 needs swiglu\)"):
         native_type(GPTConfig.from_preset("tiny", architecture="nanochat"))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden_act": "gelu"}, "cannot import LlamaConfig: hidden_act='gelu'"),
+        ({"head_dim": 16}, "cannot import LlamaConfig: head_dim 16 x 4 heads != hidden_size 32"),
+    ],
+)
+def test_an_import_hfpipe_cannot_compute_is_refused(overrides, message):
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(hidden_size=32, num_attention_heads=4, intermediate_size=64, **overrides)
+    with pytest.raises(ValueError, match=message):
+        gpt_config_from_native(config)
 
 
 def test_recipe_exports_and_imports_checking_logits(exported, tmp_path, capsys):
