@@ -27,7 +27,7 @@ from hfpipe.models.gpt.configuration_gpt import rope_parameters
 
 logger = logging.getLogger(__name__)
 
-NATIVE_TYPES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM)}
+NATIVE_TYPES = {"llama": LlamaForCausalLM, "qwen3": Qwen3ForCausalLM}
 _CLASS_NAMES = {"llama": "Llama", "qwen3": "Qwen3"}
 # (hfpipe switch, the value Llama and Qwen3 compute, what they need, in words)
 _REQUIRED = [
@@ -212,8 +212,9 @@ def to_native(model: GPTForCausalLM) -> LlamaForCausalLM | Qwen3ForCausalLM:
                 state.update(zip(parts, src[ours].split(rows, dim=0)))
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    _, cls = NATIVE_TYPES[config.model_type]
-    return _load(cls(config).to(model.dtype), {k: v.clone() for k, v in state.items()})
+    return _load(
+        NATIVE_TYPES[config.model_type](config).to(model.dtype), {k: v.clone() for k, v in state.items()}
+    )
 
 
 def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
