@@ -197,3 +197,19 @@ def test_readme_commands_run_as_written(bpe_tokenizer, tmp_path, monkeypatch):
     assert (
         json.loads((tmp_path / "outputs" / "back" / "config.json").read_text())["model_type"] == "hfpipe_gpt"
     )
+
+
+def test_a_lora_adapter_exports_merged(exported, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    source, _ = exported["llama"]
+    torch.manual_seed(0)
+    lora = LoraConfig(target_modules=["qkv", "out_proj", "gate_up", "fc2"], r=4, init_lora_weights=False)
+    get_peft_model(load_model(str(source)), lora).save_pretrained(tmp_path / "adapter")
+    native = load_model(str(export_native(tmp_path / "adapter", tmp_path / "native")), dtype=torch.float32)
+    merged = load_model(str(tmp_path / "adapter"), merge_adapter=True, dtype=torch.float32)
+    base = load_model(str(source), dtype=torch.float32)
+    ids = torch.arange(20)[None]
+    with torch.no_grad():
+        assert (native(ids).logits - merged(ids).logits).abs().max().item() <= 1e-5
+        assert (base(ids).logits - merged(ids).logits).abs().max().item() > 1e-3  # the adapter counts
