@@ -12,10 +12,10 @@ The YAML::
       sft: {config: sft_alpaca.yaml, dataset_name: "{instruction_data}"}
 
 Outputs are wired to inputs: the tokenizer to pretraining, the newest language model to SFT, DPO, RL, the
-reward model, quantization and GGUF, the reward model to RL, every language model to evaluation. A key the
-stage sets itself wins. A finished stage whose settings and inputs are unchanged (its fingerprint) is
-skipped; a changed one reruns from scratch, and so does every stage after it that takes its output; an
-interrupted one resumes through its recipe's own resume.
+reward model, quantization, GGUF and native export, the reward model to RL, every language model to
+evaluation. A key the stage sets itself wins. A finished stage whose settings and inputs are unchanged (its
+fingerprint) is skipped; a changed one reruns from scratch, and so does every stage after it that takes its
+output; an interrupted one resumes through its recipe's own resume.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ RECIPES = {
     "evaluate": ("evaluate_model", "output_dir", None),
     "quantize": ("quantize", "output_dir", "int8"),
     "export_gguf": ("export_gguf", "output_file", "gguf"),
+    "export_native": ("export_native", "output_dir", "native"),
 }
 # recipe -> {key: the kind of output it takes}; "lms" is every language model made before it
 INPUTS = {
@@ -68,6 +69,7 @@ INPUTS = {
     "evaluate": {"model_name_or_path": "lms"},
     "quantize": {"model_name_or_path": "lm"},
     "export_gguf": {"model_name_or_path": "lm"},
+    "export_native": {"model_name_or_path": "lm"},
 }
 # stages every process of a multi-process launch runs together; the others run on the main process only
 DISTRIBUTED = {"pretrain", "finetune_classifier", "sft", "reward_model", "dpo", "rl", "distill"}

@@ -191,3 +191,18 @@ def test_report_says_when_an_answer_is_empty():
     text = render(report)
     assert "- *base*: (nothing: only whitespace or the end-of-text token)" in text
     assert "- *sft*: 'Blue.'" in text
+
+
+def test_a_pipeline_ends_with_the_native_export(tmp_path):
+    """pretrain (llama architecture) -> export_native: the last stage writes a transformers Llama directory."""
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    stages = {"pretrain": {**TINY_PRETRAIN, "dataset_name": str(corpus), "architecture": "llama"},
+              "export_native": {}}  # fmt: skip
+    spec = load_pipeline(str(write_pipeline(tmp_path, stages, report_prompts=0)))
+    export = plan(spec)[1]
+    assert export.args[export.args.index("--model_name_or_path") + 1] == str(tmp_path / "out" / "pretrain")
+    assert export.output == tmp_path / "out" / "export_native"
+    run_pipeline(str(tmp_path / "pipeline.yaml"))
+    config = json.loads((export.output / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and (export.output / "tokenizer.json").is_file()
+    assert read_state(tmp_path / "out")["stages"]["export_native"]["status"] == "done"

@@ -32,6 +32,7 @@ COMMANDS = {
     "serve": ("serve", "an OpenAI-compatible server"),
     "quantize": ("quantize", "int8 weight-only quantization with torchao"),
     "export_gguf": ("export_gguf", "export to GGUF for llama.cpp"),
+    "export_native": ("export_native", "save a llama-layout GPT as transformers' Llama/Qwen3 (and back)"),
     "convert_gpt2": ("convert_gpt2", "convert GPT-2 checkpoints to hfpipe and back"),
     "refresh_code": ("refresh_code", "replace the model code saved beside a model with this hfpipe's"),
     "pipeline": ("pipeline", "run the stages of a pipeline config, from raw text to a served model"),
