@@ -129,7 +129,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
             hidden, lr=muon_lr, weight_decay=muon_weight_decay, momentum=muon_momentum,
             adjust_lr_fn=muon_adjust_lr_fn,
         )  # fmt: skip
-        super().__init__(self.adamw.param_groups + self.muon.param_groups, defaults={})
+        # defaults["lr"]: transformers' cosine_with_min_lr turns an absolute min_lr into a fraction of it, so the
+        # floor is min_lr for AdamW and the same fraction of muon_learning_rate for the matrices.
+        super().__init__(self.adamw.param_groups + self.muon.param_groups, defaults={"lr": lr})
         self._share_groups_and_state()
         logger.info(
             "optimizer: Muon for %d hidden matrices (%s parameters), AdamW for %d other tensors (%s)",

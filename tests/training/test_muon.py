@@ -264,3 +264,17 @@ def test_a_pipeline_stage_takes_the_muon_settings_and_checks_them_before_anythin
         planned({"pretrain": {"optimizer": "muon", "muon_momentum": 2}})
     with pytest.raises(ConfigError, match=r"stage 'evaluate': unknown key\(s\) \['optimizer'\]"):
         planned({"evaluate": {"optimizer": "muon", "model_name_or_path": str(tmp_path)}})
+
+
+def test_an_absolute_min_lr_floors_both_groups_at_the_same_fraction():
+    """cosine_with_min_lr with ``min_lr`` (as shakespeare_char.yaml) reads the optimizer's default lr."""
+    from transformers import get_scheduler
+
+    optimizer = optimizer_for(GPTForCausalLM(tiny_config()))
+    peaks = [g["lr"] for g in optimizer.param_groups]
+    scheduler = get_scheduler("cosine_with_min_lr", optimizer, num_warmup_steps=0, num_training_steps=10,
+                              scheduler_specific_kwargs={"min_lr": peaks[0] / 10})  # fmt: skip
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([p / 10 for p in peaks])
