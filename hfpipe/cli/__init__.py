@@ -35,6 +35,7 @@ COMMANDS = {
     "convert_gpt2": ("convert_gpt2", "convert GPT-2 checkpoints to hfpipe and back"),
     "refresh_code": ("refresh_code", "replace the model code saved beside a model with this hfpipe's"),
     "pipeline": ("pipeline", "run the stages of a pipeline config, from raw text to a served model"),
+    "configs": ("configs", "list the configs hfpipe ships (any --config takes their names); print one"),
 }
 
 

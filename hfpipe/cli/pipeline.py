@@ -13,6 +13,7 @@ and those after it that take its output.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import yaml
 
@@ -26,7 +27,7 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
     """The pipeline's flags, and the rest as overrides: ``--key value`` / ``--stage.key value``."""
     parser = argparse.ArgumentParser(prog="hfpipe pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--config", required=True, help="the pipeline YAML")
+    parser.add_argument("--config", required=True, help="the pipeline YAML, or a packaged one (`hfpipe configs`)")
     parser.add_argument("--stages", help="comma-separated stages to run (the others are skipped)")
     parser.add_argument("--from", dest="start", help="run from this stage on")
     parser.add_argument("--until", help="run up to this stage")
@@ -49,7 +50,7 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
 
 def main(args: list[str] | None = None) -> dict:
     """Run the pipeline; returns its state (the stages' fingerprints, status and wall times)."""
-    known, overrides = parse(list(args or []))
+    known, overrides = parse(list(sys.argv[1:] if args is None else args))
     setup_logging()
     only = [s.strip() for s in known.stages.split(",") if s.strip()] if known.stages else None
     return run_pipeline(known.config, overrides, only, known.start, known.until, known.dry_run)
