@@ -179,7 +179,9 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
-            raise ConfigError("--config needs a YAML file, or the name of a packaged config (`hfpipe configs`)")
+            raise ConfigError(
+                "--config needs a YAML file, or the name of a packaged config (`hfpipe configs`)"
+            )
         yaml_data = _check_yaml(args[i + 1], known | set(translations))
         args = args[:i] + args[i + 2 :]
     yaml_data = _translate_yaml(yaml_data, translations)

@@ -3,6 +3,8 @@
     hfpipe configs                     # each packaged config and what it is for
     hfpipe configs sft_alpaca          # print one
     hfpipe configs sft_alpaca > my.yaml && hfpipe sft --config my.yaml ...   # copy it, edit it, use it
+
+A config's description is the first sentence of its opening comment.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
     """The pipeline's flags, and the rest as overrides: ``--key value`` / ``--stage.key value``."""
     parser = argparse.ArgumentParser(prog="hfpipe pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--config", required=True, help="the pipeline YAML, or a packaged one (`hfpipe configs`)")
+    parser.add_argument(
+        "--config", required=True, help="the pipeline YAML, or a packaged one (`hfpipe configs`)"
+    )
     parser.add_argument("--stages", help="comma-separated stages to run (the others are skipped)")
     parser.add_argument("--from", dest="start", help="run from this stage on")
     parser.add_argument("--until", help="run up to this stage")
