@@ -25,8 +25,9 @@ ARGUMENTS = ()  # free-form: the pipeline's own keys and each stage's recipe key
 
 def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
     """The pipeline's flags, and the rest as overrides: ``--key value`` / ``--stage.key value``."""
-    parser = argparse.ArgumentParser(prog="hfpipe pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--config", required=True, help="the pipeline YAML, or a packaged one (`hfpipe configs`)"
     )
