@@ -2,11 +2,14 @@
 
 `shared_data` points at ``../shared/data`` (reference data beside the project). In CI
 (``CI=true``) a missing directory is a hard failure; elsewhere the tests that need it skip.
-`import_script` (and the `load_script` fixture) import a script of the repository by its path.
+`import_script` (and the `load_script` fixture) import a script of the repository by its path; `hfpipe_wheel`
+builds hfpipe's wheel, once per session.
 """
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -77,3 +80,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def hfpipe_wheel(tmp_path_factory) -> Path:
+    """hfpipe built as a wheel, from a copy of the checkout (building writes build/ and *.egg-info beside it)."""
+    root = tmp_path_factory.mktemp("wheel-build")
+    source = root / "source"
+    shutil.copytree(
+        REPO, source, ignore=shutil.ignore_patterns(".git", "build", "work", "outputs", "*.egg-info")
+    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root / "dist"), str(source)], check=True, timeout=600)  # fmt: skip
+    return next((root / "dist").glob("hfpipe-*.whl"))
