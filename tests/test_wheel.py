@@ -34,7 +34,7 @@ def write_data(root: Path) -> tuple[Path, Path]:
 def short_chain(corpus: Path, data: Path) -> list[str]:
     """pipeline_cpu's command-line overrides that make every stage tiny and short."""
     tiny = {"report_to": "none", "logging_steps": 2, "per_device_train_batch_size": 4}
-    answers = {"test_answers": 2, "answer_max_new_tokens": 8, "eval_strategy": "no"}
+    answers = {"test_answers": 2, "answer_max_new_tokens": 8}
     keys = {
         "output_dir": "out", "report_prompts": 2, "instruction_data": data, "preference_data": data,
         **{f"pretrain.{k}": v for k, v in {**tiny, "dataset_name": corpus, "vocab_size": 320, "emb_dim": 32,
