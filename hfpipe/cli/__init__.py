@@ -1,6 +1,6 @@
 """``hfpipe <command>``: every recipe as one command, with the recipe's own arguments and YAML.
 
-    hfpipe pretrain --config recipes/configs/quickstart.yaml
+    hfpipe pretrain --config quickstart                      # a packaged config (hfpipe configs), or a file
     hfpipe sft --config recipes/configs/sft_alpaca.yaml --model_name_or_path outputs/quickstart ...
     accelerate launch -m hfpipe pretrain --config ...        # several processes
     hfpipe <command> --help                                  # its settings

@@ -1,6 +1,6 @@
 """Run a pipeline: the stages of one YAML in order, each resumable, then the report card.
 
-    hfpipe pipeline --config recipes/configs/pipeline_cpu.yaml \\
+    hfpipe pipeline --config pipeline_cpu \\
         --instruction_data instruction-data.json --preference_data instruction-data-with-preference.json
     hfpipe pipeline --config ... --dry_run              # the plan: what runs, what is skipped and why
     hfpipe pipeline --config ... --from sft --until dpo # a part of it (--stages sft,dpo: those only)
