@@ -12,6 +12,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, IterableDataset, load_dataset
 
+from hfpipe.data.args import DataArguments
 from hfpipe.hub import check_hub_name, looks_local
 
 logger = logging.getLogger(__name__)
@@ -221,3 +222,33 @@ def _select_text(ds, source: str, text_column: str, streaming: bool):
     if not streaming and len(ds) == 0:
         raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
     return ds
+
+
+# DataArguments fields that change the cleaned, split corpus (the rest only change how it is packed).
+CORPUS_FIELDS = ("text_column", "column_names", "sample_by", "normalize", "min_chars", "max_chars", "dedup",
+                 "near_dedup", "near_dedup_threshold", "validation_size", "split_seed",
+                 "engine", "quality_filters", "c4_badwords_file")  # fmt: skip
+
+
+def corpus_fingerprint(script_args, data_args: DataArguments) -> dict:
+    """What the cleaned, split corpus depends on (JSON-ready): the source's identity (local files with their
+    sizes and modification times, or the Hub id, configuration and split) and the reading, cleaning and
+    split settings."""
+    source = script_args.dataset_name
+    files = resolve_files(str(source)) if source else None
+    if files is None:
+        identity = {
+            "hub": source,
+            "config": script_args.dataset_config,
+            "split": script_args.dataset_train_split,
+        }
+    else:
+        identity = {"files": [[os.path.abspath(f), *_size_and_mtime(f)] for f in files]}
+    fingerprint = {"source": identity, "streaming": script_args.dataset_streaming}
+    fingerprint.update({name: getattr(data_args, name) for name in CORPUS_FIELDS})
+    return json.loads(json.dumps(fingerprint))  # tuples become lists, as when read back
+
+
+def _size_and_mtime(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
