@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from .configs import resolve_config
 from .io import write_json_atomically
 from .recipe_args import ConfigError, optimizer_keys, parse_recipe_args
 
@@ -93,10 +94,9 @@ class Stage:
 def load_pipeline(path: str, overrides: dict | None = None) -> dict:
     """The pipeline YAML with command-line overrides (``{"key": v}``, ``{"stage.key": v}``) applied; variables
     (``"{name}"``) substituted. Unknown stages and top-level keys that nothing uses are errors."""
+    file = resolve_config(path, what="pipeline config")
     try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline config {path!r} does not exist") from None
+        spec = yaml.safe_load(file.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"pipeline config {path!r} is not valid YAML: {err}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
@@ -132,7 +132,8 @@ def load_pipeline(path: str, overrides: dict | None = None) -> dict:
         raise ConfigError(f"{path}: unknown key(s) {unused}: neither a pipeline setting ({sorted(PIPELINE_KEYS)}) "
                           "nor a variable a stage uses")  # fmt: skip
     spec.setdefault("output_dir", "outputs/pipeline")
-    spec["_base"] = str(Path(path).resolve().parent)
+    spec["_file"] = str(file.resolve())
+    spec["_base"] = str(file.resolve().parent)
     return spec
 
 
@@ -198,9 +199,10 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
         args, inputs = [], {}
         config = settings.pop("config", None)
         if config is not None:
-            path = Path(config) if Path(config).is_absolute() else Path(spec["_base"]) / config
-            if not path.is_file():
-                raise ConfigError(f"stage {name!r}: config {config!r} does not exist (looked at {path})")
+            try:  # beside the pipeline file first, then among the packaged configs
+                path = resolve_config(config, beside=spec["_base"])
+            except ConfigError as err:
+                raise ConfigError(f"stage {name!r}: {err}") from None
             args += ["--config", str(path)]
         output = out / name if out_key == "output_dir" else out / name / "model.gguf"
         for key, wanted in INPUTS.get(recipe, {}).items():
@@ -333,7 +335,7 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
         return read_state(Path(spec["output_dir"]))
     out = Path(spec["output_dir"])
     main = PartialState().is_main_process
-    state = _lock(out, str(Path(config).resolve())) if main else {"stages": read_state(out).get("stages", {})}
+    state = _lock(out, spec["_file"]) if main else {"stages": read_state(out).get("stages", {})}
     try:
         for stage in stages:
             if stage.action == "skip":

@@ -29,6 +29,7 @@ from trl import TrlParser
 
 from . import hardware
 from .compat import quiet_known_deprecations, training_key_translations
+from .configs import ConfigError, resolve_config
 from .hardware import launched_on_cpu_only
 from .training.muon import OptimizerArguments, check_muon_fits
 
@@ -37,22 +38,13 @@ logger = logging.getLogger(__name__)
 DEBUG_ENV = "HFPIPE_DEBUG"
 
 
-class ConfigError(ValueError):
-    """A recipe configuration that cannot be used as given."""
-
-
 def _known_keys(dataclass_types) -> set[str]:
     return {f.name for dc in dataclass_types for f in fields(dc) if f.init}
 
 
 def _check_yaml(path: str, known: set[str]) -> dict:
     try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path!r} does not exist; pass an existing YAML file to --config"
-        ) from None
+        data = yaml.safe_load(resolve_config(path).read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path!r} is not valid YAML: {err}") from None
     if data is None:
@@ -194,7 +186,9 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
-            raise ConfigError("--config needs a path to a YAML file")
+            raise ConfigError(
+                "--config needs a YAML file, or the name of a packaged config (`hfpipe configs`)"
+            )
         yaml_data = _check_yaml(args[i + 1], known | set(translations))
         args = args[:i] + args[i + 2 :]
     yaml_data = _translate_yaml(yaml_data, translations)

@@ -115,7 +115,7 @@ def test_selection_flags(tmp_path):
         (
             {"pretrain": {"config": "missing.yaml"}},
             {},
-            "stage 'pretrain': config 'missing.yaml' does not exist",
+            "stage 'pretrain': config 'missing.yaml' not found: no missing.yaml in .*, and hfpipe ships no config",
         ),
         ({"pretrain": {"max_steps": "many"}}, {}, "stage 'pretrain'.*max_steps"),
     ],
