@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from .io import write_json_atomically
+from .io import check_output_dir, write_json_atomically
 from .recipe_args import ConfigError, parse_recipe_args
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ INPUTS = {
 # stages every process of a multi-process launch runs together; the others run on the main process only
 DISTRIBUTED = {"pretrain", "finetune_classifier", "sft", "reward_model", "dpo", "rl", "distill"}
 PIPELINE_KEYS = {"output_dir", "seed", "stages", "report_prompts"}
+FILE_KEYS = ("--config", "--dataset_name", "--eval_file")  # arguments whose file contents are in the fingerprint
 
 
 @dataclass
@@ -84,8 +85,9 @@ class Stage:
     output: Path
     inputs: dict[str, str] = field(default_factory=dict)  # key -> the stage whose output it takes
     fingerprint: str = ""
-    action: str = "run"  # run | skip | rerun | resume
+    action: str = "run"  # run | skip | rerun | resume | restart
     why: str = ""
+    parsed: tuple = field(default=(), repr=False)  # its recipe's settings, parsed (for the checks before a run)
 
 
 def load_pipeline(path: str, overrides: dict | None = None) -> dict:
@@ -162,7 +164,7 @@ def fingerprint(recipe: str, args: list[str], upstream: list[str]) -> str:
     files = []
     for i, arg in enumerate(args):
         prev = args[i - 1] if i else ""
-        if prev in ("--config", "--dataset_name", "--eval_file") and Path(arg).exists():
+        if prev in FILE_KEYS and Path(arg).exists():
             files.append(_file_identity(Path(arg)))
     blob = json.dumps([recipe, args, files, upstream], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -224,13 +226,14 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
         prints[name] = stage.fingerprint
         if kind:
             made.setdefault(kind, []).append(name)
-        stage.action, stage.why = _decide(stage, state.get("stages", {}).get(name), name in chosen)
+        saved = state.get("stages", {}).get(name)
+        stage.action, stage.why = _decide(stage, saved, name in chosen, {s.name: s for s in stages})
         if stage.action != "skip":
             try:  # every value checked by the recipe's own parser before anything runs
-                parse_recipe_args(arguments, args)
+                stage.parsed = tuple(parse_recipe_args(arguments, args))
             except (ValueError, OSError) as err:
                 raise ConfigError(f"stage {name!r}: {err}") from None
-        if stage.action in ("run", "rerun", "resume"):
+        if stage.action != "skip":
             for s in upstream:
                 if not (state.get("stages", {}).get(s, {}).get("status") == "done" or s in chosen):
                     raise ConfigError(f"stage {name!r} needs the output of stage {s!r} ({out / s}), which has not "
@@ -239,16 +242,52 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
     return stages
 
 
-def _decide(stage: Stage, saved: dict | None, chosen: bool) -> tuple[str, str]:
+def _decide(stage: Stage, saved: dict | None, chosen: bool, earlier: dict[str, Stage]) -> tuple[str, str]:
     if not chosen:
         return "skip", "not selected"
     if saved is None:
         return "run", "new"
     if saved.get("fingerprint") != stage.fingerprint:
-        return "rerun", "its settings or inputs changed"
+        return "rerun", _why_rerun(stage, saved, earlier)
     if saved.get("status") == "done":
         return "skip", "done, unchanged"
-    return "resume", "interrupted: resumes from its last checkpoint"
+    if stage.recipe not in DISTRIBUTED:  # only training stages keep checkpoints
+        return "restart", "interrupted: runs again"
+    from .training.checkpoints import find_resume_checkpoint
+
+    checkpoint = find_resume_checkpoint(stage.output, is_main_process=False)
+    if checkpoint is None:
+        return "restart", "interrupted before its first checkpoint: starts at step 0"
+    return "resume", f"interrupted: resumes from {checkpoint.name}"
+
+
+def _settings(args: list[str]) -> dict[str, str]:
+    """A recipe command line as ``{key: value}`` (a list's values joined by spaces)."""
+    settings, key = {}, None
+    for arg in args:
+        if arg.startswith("--"):
+            key = arg[2:]
+            settings[key] = None
+        elif key is not None:
+            settings[key] = arg if settings[key] is None else f"{settings[key]} {arg}"
+    return settings
+
+
+def _why_rerun(stage: Stage, saved: dict, earlier: dict[str, Stage]) -> str:
+    """What changed since the stage last ran: its keys (old -> new), the files it reads, or a stage it follows."""
+    reasons = []
+    if "args" in saved:
+        old, new = _settings(saved["args"]), _settings(stage.args)
+        changed = [f"{k} {old.get(k)} -> {new.get(k)}" for k in {**old, **new} if old.get(k) != new.get(k)]
+        reasons += changed
+    upstream = sorted({s for v in stage.inputs.values() for s in v.split(", ")})
+    reruns = [s for s in upstream if s in earlier and earlier[s].action in ("run", "rerun")]
+    reasons += [f"reruns because {s!r} reruns" for s in reruns]
+    if not reasons and "args" in saved:
+        files = [a for k, a in zip(stage.args, stage.args[1:]) if k in FILE_KEYS and Path(a).exists()]
+        reasons.append(f"a file it reads changed ({', '.join(Path(f).name for f in files)})" if files
+                       else "its inputs changed")  # fmt: skip
+    return "; ".join(reasons) or "its settings or inputs changed"
 
 
 def describe(stages: list[Stage]) -> str:
@@ -323,12 +362,19 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
     """Plan, then run the stages that need it, then write the report card. Returns the pipeline's state."""
     from accelerate import PartialState
 
+    from .preflight import check_stages
+
     spec = load_pipeline(config, overrides)
+    out = Path(spec["output_dir"])
+    try:
+        check_output_dir(out)
+    except ValueError as err:
+        raise ConfigError(f"pipeline {config}: {err}") from None
     stages = plan(spec, only, start, until)
     print(describe(stages))
+    check_stages(stages)  # every stage's inputs, before the first one runs
     if dry_run:
-        return read_state(Path(spec["output_dir"]))
-    out = Path(spec["output_dir"])
+        return read_state(out)
     main = PartialState().is_main_process
     state = _lock(out, str(Path(config).resolve())) if main else {"stages": read_state(out).get("stages", {})}
     try:

@@ -30,6 +30,7 @@ from trl import TrlParser
 from . import hardware
 from .compat import quiet_known_deprecations, training_key_translations
 from .hardware import launched_on_cpu_only
+from .io import check_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,12 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     parser.explicit_keys = [*yaml_data, *_cli_keys(args)]
     parser.set_defaults_with_config(**yaml_data)
     parsed = parser.parse_args_into_dataclasses(args=args)
+    for obj in parsed:
+        if getattr(obj, "output_dir", None):
+            try:
+                check_output_dir(obj.output_dir)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
     if extra:
         run_args, parsed = parsed[-1], parsed[:-1]
         for obj in parsed:

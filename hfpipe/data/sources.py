@@ -153,10 +153,10 @@ def load_raw_dataset(
         )
     try:
         return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
-    except (datasets.exceptions.DatasetGenerationError, ValueError):
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
         if builder == "json":
             check_json_files(files)
-        raise
+        raise ValueError(f"{source!r} could not be read: {err.__cause__ or err}") from err
 
 
 def check_json_files(files: list[str]) -> None:
@@ -175,9 +175,16 @@ def check_json_files(files: list[str]) -> None:
             except json.JSONDecodeError as err:
                 where = f"line {number}" if len(lines) > 1 else f"line {err.lineno}, column {err.colno}"
                 raise ValueError(f"{path} is not valid JSON at {where}: {err.msg}; fix the file") from None
-            records += len(value) if isinstance(value, list) else 1
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items, start=1):
+                if not isinstance(item, dict):
+                    where = f"line {number}" if len(lines) > 1 else f"record {index}"
+                    raise ValueError(f"{path}: {where} is not an object but {type(item).__name__} {item!r:.40}; "
+                                     "each record must be an object of named fields")  # fmt: skip
+            records += len(items)
         if records == 0:
-            raise ValueError(f"{path} holds no records; give it a list of objects (or one object per line)")
+            empty = "is an empty list" if text.strip().startswith("[") else "holds no records"
+            raise ValueError(f"{path} {empty}; give it a list of objects (or one object per line)")
 
 
 def load_text_dataset(

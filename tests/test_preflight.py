@@ -1,0 +1,115 @@
+"""hfpipe.preflight: a pipeline with bad input stops in seconds with one line, before its first stage runs.
+
+Every case goes through the real `hfpipe pipeline` command and asserts that nothing ran: no output_dir, so no
+tokenizer and no checkpoint.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from hfpipe.cli import main as hfpipe
+
+PAIR = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "blue"}
+RECORD = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+SECONDS = 20  # start-up time on a loaded 2-core machine; a first stage would take minutes
+
+
+def write_json(path, value):
+    path.write_text(json.dumps(value) if not isinstance(value, str) else value)
+    return str(path)
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """A pipeline whose data is good: pretrain (tokenizer trained first) -> SFT -> DPO."""
+    instructions = write_json(tmp_path / "instructions.json", [RECORD] * 20)
+    pairs = write_json(tmp_path / "pairs.json", [PAIR] * 20)
+    spec = {"output_dir": str(tmp_path / "out"), "instruction_data": instructions, "preference_data": pairs,
+            "stages": {"pretrain": {"model_preset": "tiny", "max_steps": 2, "report_to": "none"},
+                       "sft": {"dataset_name": "{instruction_data}"},
+                       "dpo": {"dataset_name": "{preference_data}"}}}  # fmt: skip
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def run(config, *overrides, capsys):
+    """``hfpipe pipeline --config config --dry_run? ...``: (exit code, stderr's first line, seconds)."""
+    started = time.time()
+    with pytest.raises(SystemExit) as exit_:
+        hfpipe(["pipeline", "--config", str(config), *overrides])
+    return exit_.value.code, capsys.readouterr().err.splitlines()[0], time.time() - started
+
+
+def test_good_data_passes_the_checks(chain, capsys):
+    hfpipe(["pipeline", "--config", str(chain), "--dry_run"])
+    assert "pretrain" in capsys.readouterr().out and not (chain.parent / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "content", "message"),
+    [
+        ("instruction_data", None, r"stage 'sft': instruction data '.*missing.json' does not exist"),
+        ("instruction_data", [], r"stage 'sft': instruction data '.*bad.json' holds no records"),
+        ("instruction_data", '[{"instruction": "a", "output": "b"}, {"instruction": ',
+         r"stage 'sft': instruction data '.*bad.json' is not valid JSON at line 1"),
+        ("instruction_data", [RECORD, "not a record"], r"stage 'sft': instruction data '.*bad.json'"),
+        ("instruction_data", [{"question": "q", "answer": "a"}] * 5,
+         r"stage 'sft': instruction data '.*bad.json': no usable columns in \['answer', 'question'\]"),
+        ("preference_data", [RECORD] * 5,
+         r"stage 'dpo': preference data '.*bad.json': preference data needs the columns .*missing \['chosen'"),
+        ("preference_data", [], r"stage 'dpo': preference data '.*bad.json' holds no records"),
+    ],
+)  # fmt: skip
+def test_bad_data_stops_before_the_first_stage(chain, tmp_path, capsys, key, content, message):
+    path = tmp_path / "missing.json" if content is None else write_json(tmp_path / "bad.json", content)
+    for dry_run in ([], ["--dry_run"]):
+        code, error, seconds = run(chain, f"--{key}", str(path), *dry_run, capsys=capsys)
+        assert code == 2 and error.startswith("error: ") and seconds < SECONDS
+        assert __import__("re").search(message, error), error
+        assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_model_path_stops_before_the_first_stage(chain, tmp_path, capsys):
+    code, error, _ = run(chain, "--sft.model_name_or_path", str(tmp_path / "no-such-model"), capsys=capsys)
+    assert code == 2 and error.startswith("error: stage 'sft': model ") and "no-such-model' does not exist" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_path_an_earlier_stage_makes_is_taken_as_given(chain, tmp_path, capsys):
+    hfpipe(["pipeline", "--config", str(chain), "--dpo.model_name_or_path", str(tmp_path / "out" / "sft"),
+            "--dry_run"])  # fmt: skip
+    assert "dpo" in capsys.readouterr().out
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(chain, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    code, error, _ = run(chain, "--output_dir", str(tmp_path / "taken"), capsys=capsys)
+    assert code == 2 and error == f"error: pipeline {chain}: output_dir '{tmp_path / 'taken'}' is a file, not a directory; choose another output_dir"  # fmt: skip
+    code, error, _ = run(chain, "--output_dir", str(tmp_path / "taken" / "out"), capsys=capsys)
+    assert code == 2 and "is inside" in error and "which is a file" in error
+
+
+@pytest.mark.parametrize("recipe", ["sft", "evaluate", "quantize"])
+def test_a_recipe_with_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys, recipe):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(SystemExit) as exit_:
+        hfpipe([recipe, "--model_name_or_path", "x", "--output_dir", str(tmp_path / "taken")])
+    error = capsys.readouterr().err.splitlines()[0]
+    assert exit_.value.code == 2 and error.startswith("error: output_dir ") and "is a file" in error
+
+
+def test_the_command_stops_in_start_up_time(chain, tmp_path):
+    """The real process: exit code 2, one line, and nothing trained (a first stage would take minutes)."""
+    started = time.time()
+    proc = subprocess.run([sys.executable, "-m", "hfpipe", "pipeline", "--config", str(chain),
+                           "--instruction_data", write_json(tmp_path / "bad.json", [])],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("error: stage 'sft': instruction data ")
+    assert time.time() - started < 2 * SECONDS and not (tmp_path / "out").exists()
