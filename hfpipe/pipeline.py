@@ -72,7 +72,8 @@ INPUTS = {
 # stages every process of a multi-process launch runs together; the others run on the main process only
 DISTRIBUTED = {"pretrain", "finetune_classifier", "sft", "reward_model", "dpo", "rl", "distill"}
 PIPELINE_KEYS = {"output_dir", "seed", "stages", "report_prompts"}
-FILE_KEYS = ("--config", "--dataset_name", "--eval_file")  # arguments whose file contents are in the fingerprint
+# arguments whose files' contents are in the fingerprint
+FILE_KEYS = ("--config", "--dataset_name", "--eval_file")
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Stage:
     fingerprint: str = ""
     action: str = "run"  # run | skip | rerun | resume | restart
     why: str = ""
-    parsed: tuple = field(default=(), repr=False)  # its recipe's settings, parsed (for the checks before a run)
+    parsed: tuple = field(default=(), repr=False)  # its recipe's settings, parsed (checked before a run)
 
 
 def load_pipeline(path: str, overrides: dict | None = None) -> dict:
@@ -274,19 +275,19 @@ def _settings(args: list[str]) -> dict[str, str]:
 
 
 def _why_rerun(stage: Stage, saved: dict, earlier: dict[str, Stage]) -> str:
-    """What changed since the stage last ran: its keys (old -> new), the files it reads, or a stage it follows."""
+    """What changed since the stage last ran: its keys (old -> new), a stage it follows, or a file it reads."""
     reasons = []
     if "args" in saved:
         old, new = _settings(saved["args"]), _settings(stage.args)
-        changed = [f"{k} {old.get(k)} -> {new.get(k)}" for k in {**old, **new} if old.get(k) != new.get(k)]
-        reasons += changed
-    upstream = sorted({s for v in stage.inputs.values() for s in v.split(", ")})
-    reruns = [s for s in upstream if s in earlier and earlier[s].action in ("run", "rerun")]
-    reasons += [f"reruns because {s!r} reruns" for s in reruns]
+        changed = [k for k in {**old, **new} if old.get(k) != new.get(k)]
+        reasons += [f"{k} {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in changed]
+    upstream = {s for v in stage.inputs.values() for s in v.split(", ")}
+    reruns = [repr(s) for s in earlier if s in upstream and earlier[s].action in ("run", "rerun")]
+    if reruns:
+        reasons.append(f"reruns because {' and '.join(reruns)} {'reruns' if len(reruns) == 1 else 'rerun'}")
     if not reasons and "args" in saved:
-        files = [a for k, a in zip(stage.args, stage.args[1:]) if k in FILE_KEYS and Path(a).exists()]
-        reasons.append(f"a file it reads changed ({', '.join(Path(f).name for f in files)})" if files
-                       else "its inputs changed")  # fmt: skip
+        files = [Path(a).name for k, a in zip(stage.args, stage.args[1:]) if k in FILE_KEYS]
+        reasons.append(f"a file it reads changed ({', '.join(files)})" if files else "its inputs changed")
     return "; ".join(reasons) or "its settings or inputs changed"
 
 

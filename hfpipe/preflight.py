@@ -48,8 +48,9 @@ def _instructions(source: str, parsed) -> None:
 def _pairs(source: str, parsed) -> None:
     from .preference.data import PreferenceDataArguments, load_split_pairs
 
-    split = next(obj for obj in parsed if isinstance(obj, PreferenceDataArguments))
-    load_split_pairs(source, split, _setting(parsed, "dataset_config"), _setting(parsed, "dataset_train_split"))
+    split_args = next(obj for obj in parsed if isinstance(obj, PreferenceDataArguments))
+    config, split = _setting(parsed, "dataset_config"), _setting(parsed, "dataset_train_split", "train")
+    load_split_pairs(source, split_args, config, split)
 
 
 def _prompts(source: str, parsed) -> None:
