@@ -1,4 +1,5 @@
-"""The output_dir guard: the main process alone decides, so a rank never sees the main's half-written run file."""
+"""The output_dir guard: the main process alone decides, so a rank never sees the main's half-written run file;
+a file is never taken for a directory."""
 
 import json
 from types import SimpleNamespace
@@ -29,3 +30,15 @@ def test_other_ranks_leave_the_decision_to_the_main_process(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f".{RUN_FILE}.tmp"]
     with pytest.raises(CheckpointError, match="files of another run"):
         prepare_output_dir(args(out, rank=0, lr=1e-3))
+
+
+def test_an_output_dir_that_is_a_file_is_refused_by_name(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(ValueError, match=f"output_dir '{taken}' is a file, not a directory"):
+        prepare_output_dir(args(taken))
+    with pytest.raises(
+        ValueError, match=f"output_dir '{taken / 'run'}' is inside '{taken}', which is a file"
+    ):
+        prepare_output_dir(args(taken / "run"))
+    assert taken.read_text() == "a file"
