@@ -15,7 +15,8 @@ Outputs are wired to inputs: the tokenizer to pretraining, the newest language m
 reward model, quantization and GGUF, the reward model to RL, every language model to evaluation. A key the
 stage sets itself wins. A finished stage whose settings and inputs are unchanged (its fingerprint) is
 skipped; a changed one reruns from scratch, and so does every stage after it that takes its output; an
-interrupted one resumes through its recipe's own resume.
+interrupted one resumes through its recipe's own resume. Before the first stage runs, every stage's inputs are
+checked (``hfpipe.preflight``): bad data or a wrong path is one line in seconds, not an error after pretraining.
 """
 
 from __future__ import annotations
