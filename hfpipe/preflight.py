@@ -69,12 +69,19 @@ def _labelled(source: str, parsed) -> None:
 
 def _corpus(source: str, parsed) -> None:
     """A text corpus can be large: it is streamed, and only its first document is read."""
-    from .data.sources import load_text_dataset
+    from datasets.exceptions import DatasetGenerationError
+    from pyarrow import ArrowException
 
-    ds = load_text_dataset(source, _setting(parsed, "text_column", "text"), True,
-                           _setting(parsed, "dataset_train_split", "train"), _setting(parsed, "dataset_config"),
-                           _setting(parsed, "column_names"), _setting(parsed, "sample_by", "document"))  # fmt: skip
-    if next(iter(ds.take(1)), None) is None:
+    from .data.sources import load_text_dataset, read_error, resolve_files
+
+    try:
+        ds = load_text_dataset(source, _setting(parsed, "text_column", "text"), True,
+                               _setting(parsed, "dataset_train_split", "train"), _setting(parsed, "dataset_config"),
+                               _setting(parsed, "column_names"), _setting(parsed, "sample_by", "document"))  # fmt: skip
+        first = next(iter(ds.take(1)), None)
+    except (DatasetGenerationError, ArrowException) as err:  # a stream is read only now
+        raise read_error(source, resolve_files(source), err) from None
+    if first is None:
         raise ValueError("the corpus is empty (no documents); point at data with text")
 
 

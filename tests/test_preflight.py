@@ -66,6 +66,11 @@ def test_good_data_passes_the_checks(chain, capsys):
         ("preference_data", [RECORD] * 5,
          r"stage 'dpo': preference data '.*bad.json': preference data needs the columns .*missing \['chosen'"),
         ("preference_data", [], r"stage 'dpo': preference data '.*bad.json' is an empty list"),
+        ("pretrain.dataset_name", None, r"stage 'pretrain': corpus '.*missing.json' does not exist"),
+        ("pretrain.dataset_name", [], r"stage 'pretrain': corpus '.*bad.json': the corpus is empty"),
+        ("pretrain.dataset_name", [{"text": "a"}, "b"],
+         r"stage 'pretrain': corpus '.*bad.json': record 2 is not an object but str 'b'"),
+        ("pretrain.dataset_name", [{"body": "a"}], r"stage 'pretrain': corpus '.*bad.json' has no column 'text'"),
     ],
 )  # fmt: skip
 def test_bad_data_stops_before_the_first_stage(chain, tmp_path, capsys, key, content, message):
@@ -114,4 +119,4 @@ def test_the_command_stops_in_start_up_time(chain, tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines()[0].startswith("error: stage 'sft': instruction data ")
-    assert time.time() - started < 2 * SECONDS and not (tmp_path / "out").exists()
+    assert time.time() - started < 3 * SECONDS and not (tmp_path / "out").exists()

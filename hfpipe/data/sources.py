@@ -154,9 +154,15 @@ def load_raw_dataset(
     try:
         return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
     except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
-        if builder == "json":
-            check_json_files(files)
-        raise ValueError(f"{source!r} could not be read: {err.__cause__ or err}") from err
+        raise read_error(source, files, err) from err
+
+
+def read_error(source: str, files: list[str], err: Exception) -> ValueError:
+    """Why ``files`` could not be read: where a JSON file breaks or which record is not an object, else the
+    reason datasets gives."""
+    if all(BUILDERS.get(file_suffix(f)) == "json" for f in files):
+        check_json_files(files)
+    return ValueError(f"{source!r} could not be read: {err.__cause__ or err}")
 
 
 def check_json_files(files: list[str]) -> None:
@@ -203,7 +209,7 @@ def load_text_dataset(
 
 def _select_text(ds, source: str, text_column: str, streaming: bool):
     columns = ds.column_names
-    if columns is None:  # a stream whose features are unknown until read
+    if not columns:  # a stream whose features are unknown until read, or an empty list
         first = next(iter(ds.take(1)), None)
         if first is None:
             raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
