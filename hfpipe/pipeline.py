@@ -263,30 +263,35 @@ def _decide(stage: Stage, saved: dict | None, chosen: bool, earlier: dict[str, S
     return "resume", f"interrupted: resumes from {checkpoint.name}"
 
 
-def _settings(args: list[str]) -> dict[str, str]:
-    """A recipe command line as ``{key: value}`` (a list's values joined by spaces)."""
-    settings, key = {}, None
+def settings_of(args: list[str]) -> dict[str, str]:
+    """What a recipe command line sets, as ``{key: value}`` strings: its config file's keys, then its flags (which
+    win, as in the recipe). Recorded with each stage, so a rerun can name the keys that changed."""
+    flags, key = {}, None
     for arg in args:
         if arg.startswith("--"):
             key = arg[2:]
-            settings[key] = None
+            flags[key] = None
         elif key is not None:
-            settings[key] = arg if settings[key] is None else f"{settings[key]} {arg}"
-    return settings
+            flags[key] = arg if flags[key] is None else f"{flags[key]} {arg}"  # a list's values
+    try:
+        config = yaml.safe_load(Path(flags["config"]).read_text()) if "config" in flags else None
+    except (OSError, yaml.YAMLError):
+        config = None
+    return {**{k: str(v) for k, v in (config if isinstance(config, dict) else {}).items()}, **flags}
 
 
 def _why_rerun(stage: Stage, saved: dict, earlier: dict[str, Stage]) -> str:
     """What changed since the stage last ran: its keys (old -> new), a stage it follows, or a file it reads."""
     reasons = []
-    if "args" in saved:
-        old, new = _settings(saved["args"]), _settings(stage.args)
+    if "settings" in saved:
+        old, new = saved["settings"], settings_of(stage.args)
         changed = [k for k in {**old, **new} if old.get(k) != new.get(k)]
         reasons += [f"{k} {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in changed]
     upstream = {s for v in stage.inputs.values() for s in v.split(", ")}
     reruns = [repr(s) for s in earlier if s in upstream and earlier[s].action in ("run", "rerun")]
     if reruns:
         reasons.append(f"reruns because {' and '.join(reruns)} {'reruns' if len(reruns) == 1 else 'rerun'}")
-    if not reasons and "args" in saved:
+    if not reasons and "settings" in saved:
         files = [Path(a).name for k, a in zip(stage.args, stage.args[1:]) if k in FILE_KEYS]
         reasons.append(f"a file it reads changed ({', '.join(files)})" if files else "its inputs changed")
     return "; ".join(reasons) or "its settings or inputs changed"
@@ -389,7 +394,8 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
             if main:
                 state["stages"][stage.name] = {"fingerprint": stage.fingerprint, "status": "running",
                                                "recipe": stage.recipe, "output": str(stage.output),
-                                               "args": stage.args, "started": started}  # fmt: skip
+                                               "args": stage.args, "settings": settings_of(stage.args),
+                                               "started": started}  # fmt: skip
                 _write_state(out, state)
             PartialState().wait_for_everyone()
             try:

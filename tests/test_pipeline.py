@@ -14,7 +14,15 @@ import pytest
 import torch
 import yaml
 
-from hfpipe.pipeline import STATE_FILE, describe, load_pipeline, plan, read_state, run_pipeline
+from hfpipe.pipeline import (
+    STATE_FILE,
+    describe,
+    load_pipeline,
+    plan,
+    read_state,
+    run_pipeline,
+    settings_of,
+)
 from hfpipe.recipe_args import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +133,7 @@ def test_a_rerun_names_the_keys_that_changed_and_the_stage_it_follows(tmp_path):
     _finish_all(spec, stages)
     state = read_state(tmp_path / "out")
     for stage in stages:  # what run_pipeline records
-        state["stages"][stage.name]["args"] = stage.args
+        state["stages"][stage.name]["settings"] = settings_of(stage.args)
     (tmp_path / "out" / STATE_FILE).write_text(json.dumps(state))
     why = {
         s.name: s.why for s in plan(load_pipeline(str(path), {"sft.learning_rate": 5e-5, "dpo.beta": 0.2}))
@@ -135,6 +143,24 @@ def test_a_rerun_names_the_keys_that_changed_and_the_stage_it_follows(tmp_path):
     assert why["dpo"] == "beta unset -> 0.2; reruns because 'sft' reruns"
     assert why["evaluate"] == "reruns because 'sft' and 'dpo' rerun"
     assert why["quantize"] == why["export_gguf"] == "reruns because 'dpo' reruns"
+
+
+def test_a_rerun_names_a_key_changed_in_the_stage_config_file(tmp_path):
+    config = tmp_path / "pre.yaml"
+    config.write_text("learning_rate: 1.0e-4\nmax_steps: 10\n")
+    path = write_pipeline(tmp_path, {"pretrain": {"config": "pre.yaml"}, "evaluate": {}})
+    spec = load_pipeline(str(path))
+    stages = plan(spec)
+    _finish_all(spec, stages)
+    state = read_state(tmp_path / "out")
+    for stage in stages:
+        state["stages"][stage.name]["settings"] = settings_of(stage.args)
+    (tmp_path / "out" / STATE_FILE).write_text(json.dumps(state))
+    config.write_text("learning_rate: 0.00005\nmax_steps: 10\n")  # another size: changed even within a second
+    assert [s.why for s in plan(load_pipeline(str(path)))] == [
+        "learning_rate 0.0001 -> 5e-05",
+        "reruns because 'pretrain' reruns",
+    ]
 
 
 def test_selection_flags(tmp_path):
@@ -200,7 +226,9 @@ def test_short_run_report_skip_and_rerun(tmp_path, capsys):
 
     run_pipeline(str(path), {"evaluate.max_eval_documents": 4})  # only evaluation changed
     printed = capsys.readouterr().out
-    assert "pretrain         skip" in printed and "evaluate         rerun" in printed
+    assert (
+        "pretrain         skip" in printed and "evaluate         rerun   max_eval_documents 8 -> 4" in printed
+    )
     assert (out / "pretrain" / "model.safetensors").stat().st_mtime == trained
 
 
