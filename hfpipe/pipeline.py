@@ -381,6 +381,8 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
     print(describe(stages))
     check_stages(stages)  # every stage's inputs, before the first one runs
     if dry_run:
+        checked = sum(s.action != "skip" for s in stages)
+        print(f"checked the inputs of {checked} stage(s): data, models, output_dir (--dry_run: nothing ran)")
         return read_state(out)
     main = PartialState().is_main_process
     state = _lock(out, str(Path(config).resolve())) if main else {"stages": read_state(out).get("stages", {})}
