@@ -40,11 +40,13 @@ def chain(tmp_path):
 
 
 def run(config, *overrides, capsys):
-    """``hfpipe pipeline --config config --dry_run? ...``: (exit code, stderr's first line, seconds)."""
+    """``hfpipe pipeline --config config ...``, expected to fail: (exit code, its error line, seconds)."""
     started = time.time()
     with pytest.raises(SystemExit) as exit_:
         hfpipe(["pipeline", "--config", str(config), *overrides])
-    return exit_.value.code, capsys.readouterr().err.splitlines()[0], time.time() - started
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[1] == "(set HFPIPE_DEBUG=1 to see the traceback)", lines
+    return exit_.value.code, lines[0], time.time() - started
 
 
 def test_good_data_passes_the_checks(chain, capsys):
@@ -115,6 +117,7 @@ def test_a_recipe_with_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys
     assert exit_.value.code == 2 and error.startswith("error: output_dir ") and "is a file" in error
 
 
+@pytest.mark.slow
 def test_the_command_stops_in_start_up_time(chain, tmp_path):
     """The real process: exit code 2, one line, and nothing trained (a first stage would take minutes)."""
     started = time.time()
