@@ -88,9 +88,18 @@ def test_bad_data_stops_before_the_first_stage(chain, tmp_path, capsys, key, con
         assert not (tmp_path / "out").exists()
 
 
-def test_an_unknown_model_path_stops_before_the_first_stage(chain, tmp_path, capsys):
-    code, error, _ = run(chain, "--sft.model_name_or_path", str(tmp_path / "no-such-model"), capsys=capsys)
-    assert code == 2 and error.startswith("error: stage 'sft': model ") and "no-such-model' does not" in error
+@pytest.mark.parametrize(
+    ("key", "name", "message"),
+    [
+        ("sft.model_name_or_path", "{tmp}/no-such-model", "stage 'sft': model '{tmp}/no-such-model' does not exist"),
+        ("dpo.model_name_or_path", "no-such-org/no-such-model", "stage 'dpo': model 'no-such-org/no-such-model' is "
+         "not a local directory or file, and HF_HUB_OFFLINE=1 keeps the Hub out"),
+        ("pretrain.tokenizer_name_or_path", "{tmp}/tok", "stage 'pretrain': tokenizer '{tmp}/tok' does not exist"),
+    ],
+)  # fmt: skip
+def test_an_unknown_model_or_tokenizer_stops_early(chain, tmp_path, capsys, key, name, message):
+    code, error, _ = run(chain, f"--{key}", name.format(tmp=tmp_path), capsys=capsys)  # offline: conftest
+    assert code == 2 and error.startswith("error: " + message.format(tmp=tmp_path)), error
     assert not (tmp_path / "out").exists()
 
 
