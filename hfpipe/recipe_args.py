@@ -31,6 +31,7 @@ from . import hardware
 from .compat import quiet_known_deprecations, training_key_translations
 from .configs import ConfigError, resolve_config
 from .hardware import launched_on_cpu_only
+from .io import check_output_dir
 from .training.muon import OptimizerArguments, check_muon_fits
 
 logger = logging.getLogger(__name__)
@@ -204,6 +205,12 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     parser.explicit_keys = [*yaml_data, *_cli_keys(args)]
     parser.set_defaults_with_config(**yaml_data)
     parsed = parser.parse_args_into_dataclasses(args=args)
+    for obj in parsed:
+        if getattr(obj, "output_dir", None):
+            try:
+                check_output_dir(obj.output_dir)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
     if extra:
         (run_args, optimizer_args), parsed = parsed[-2:], parsed[:-2]
         for obj in parsed:
