@@ -22,7 +22,8 @@ from trl import ModelConfig
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "recipes"))
 from test_pretrain import tiny_args, write_corpus  # noqa: E402
-from test_pretrain_fsdp import accelerate_launch, run  # noqa: E402
+from test_pretrain_fsdp import ENV as FSDP_ENV  # noqa: E402
+from test_pretrain_fsdp import accelerate_launch, kill_launch, resumed_from, run  # noqa: E402
 from test_user_errors import one_line_error  # noqa: E402
 
 from hfpipe.cli import pretrain, sft  # noqa: E402
@@ -247,6 +248,32 @@ def test_muon_under_ddp_and_fsdp2_trains_the_same_model(tmp_path):
     assert sorted(p.name for p in (tmp_path / "fsdp.yaml" / "checkpoint-12" / "optimizer_0").iterdir()) == [
         ".metadata", "__0_0.distcp", "__1_0.distcp",
     ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_fsdp2_with_muon_killed_and_resumed_ends_like_the_uninterrupted_run(tmp_path):
+    """The Muon momentum goes into FSDP2's sharded optimizer checkpoint and comes back on resume."""
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    launcher = REPO / "tests" / "recipes" / "cpu_fsdp_launch.py"
+    steps = ["--max_steps", "24", "--save_steps", "4", "--eval_steps", "24", "--logging_steps", "2"]
+    steps += ["--save_total_limit", "10"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run(accelerate_launch("fsdp.yaml", 2, 29723, launcher, tiny_args(corpus, straight, *MUON, *steps)))
+    cmd = accelerate_launch("fsdp.yaml", 2, 29724, launcher, tiny_args(corpus, killed, *MUON, *steps))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=FSDP_ENV)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint-4 within 300 s"
+        time.sleep(0.05)
+    kill_launch(proc)
+    assert not (killed / "model.safetensors").exists()  # it really died mid-run
+    assert resumed_from(run(cmd)) < 24
+    a, b = launcher_results(straight)[0], launcher_results(killed)[0]
+    assert b["global_step"] == 24
+    assert b["weight_norms"] == pytest.approx(a["weight_norms"], rel=1e-4)
+    last = lambda r: [h["eval_loss"] for h in r["log_history"] if "eval_loss" in h][-1]  # noqa: E731
+    assert last(b) == pytest.approx(last(a), abs=1e-4)
 
 
 def test_a_pipeline_stage_takes_the_muon_settings_and_checks_them_before_anything_runs(tmp_path):
