@@ -281,3 +281,14 @@ def test_a_pipeline_ends_with_the_native_export(tmp_path):
     config = json.loads((export.output / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and (export.output / "tokenizer.json").is_file()
     assert read_state(tmp_path / "out")["stages"]["export_native"]["status"] == "done"
+
+
+def test_command_line_values_keep_yaml_1_1_booleans_as_words():
+    """`--sft.eval_strategy no` reaches the stage as "no", as the recipe's own flag would; true/false, numbers and
+    lists are still read as YAML."""
+    from hfpipe.cli.pipeline import parse
+
+    _, overrides = parse(["--config", "c.yaml", "--sft.eval_strategy", "no", "--sft.bf16", "false",
+                          "--sft.learning_rate", "0.00005", "--evaluate.lm_eval_tasks", "[a, b]", "--x", "off"])  # fmt: skip
+    assert overrides == {"sft.eval_strategy": "no", "sft.bf16": False, "sft.learning_rate": 5e-5,
+                         "evaluate.lm_eval_tasks": ["a", "b"], "x": "off"}  # fmt: skip

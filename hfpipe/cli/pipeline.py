@@ -23,6 +23,17 @@ from hfpipe.recipe_args import ConfigError, setup_logging
 ARGUMENTS = ()  # free-form: the pipeline's own keys and each stage's recipe keys
 
 
+def override_value(text: str):
+    """A command-line value read as YAML (numbers, lists, true/false), except YAML 1.1's other booleans: ``no``,
+    ``yes``, ``on``, ``off`` stay strings, as in a recipe's own flags (``--eval_strategy no``)."""
+    if not text:
+        return text
+    value = yaml.safe_load(text)
+    if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+        return text
+    return value
+
+
 def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
     """The pipeline's flags, and the rest as overrides: ``--key value`` / ``--stage.key value``."""
     parser = argparse.ArgumentParser(
@@ -46,7 +57,7 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, dict]:
         if not _:
             i += 1
             value = rest[i]
-        overrides[name] = yaml.safe_load(value) if value else value
+        overrides[name] = override_value(value)
         i += 1
     return known, overrides
 
