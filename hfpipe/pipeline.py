@@ -35,6 +35,7 @@ import yaml
 
 from .io import write_json_atomically
 from .recipe_args import ConfigError, parse_recipe_args
+from .stage_attempts import begin_attempt, end_attempt
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "pipeline.json"
@@ -339,19 +340,24 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
                 shutil.rmtree(out / stage.name, ignore_errors=True)  # the pipeline owns output_dir/<stage>
             started = time.time()
             if main:
+                attempts = begin_attempt(state["stages"].get(stage.name), stage.action == "resume",
+                                         out / stage.name, started)  # fmt: skip
                 state["stages"][stage.name] = {"fingerprint": stage.fingerprint, "status": "running",
                                                "recipe": stage.recipe, "output": str(stage.output),
-                                               "args": stage.args, "started": started}  # fmt: skip
+                                               "args": stage.args, "started": started, "attempts": attempts}  # fmt: skip
                 _write_state(out, state)
             PartialState().wait_for_everyone()
             try:
                 run_stage(stage)
             except (Exception, SystemExit) as err:
+                if main:
+                    end_attempt(state["stages"][stage.name], "failed")
+                    _write_state(out, state)
                 raise StageError(stage.name, err) from err
             if main:
                 record = state["stages"][stage.name]
-                record.update(status="done", seconds=record.get("seconds", 0) + time.time() - started,
-                              finished=time.time())  # fmt: skip
+                end_attempt(record, "done")
+                record.update(status="done", finished=time.time())
                 _write_state(out, state)
         if main:
             from .report import write_report

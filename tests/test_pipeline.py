@@ -5,9 +5,11 @@ tests/test_pipeline_chain.py (slow).
 """
 
 import json
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,7 @@ def test_a_failing_stage_stops_with_its_error_and_keeps_the_finished_ones(tmp_pa
     assert error.startswith("error: stage 'sft' failed:") and "missing.json" in error
     state = read_state(tmp_path / "out")
     assert state["stages"]["pretrain"]["status"] == "done" and state["stages"]["sft"]["status"] == "running"
+    assert [a["outcome"] for a in state["stages"]["sft"]["attempts"]] == ["failed"]
 
 
 def test_report_says_when_an_answer_is_empty():
@@ -187,3 +190,68 @@ def test_report_says_when_an_answer_is_empty():
     text = render(report)
     assert "- *base*: (nothing: only whitespace or the end-of-text token)" in text
     assert "- *sft*: 'Blue.'" in text
+
+
+def tiny_model_dir(path: Path) -> Path:
+    from hfpipe import GPTConfig, GPTForCausalLM
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 20, vocab_size=300, model_max_length=32)
+    config = GPTConfig(vocab_size=len(tokenizer), context_length=32, emb_dim=16, n_heads=2, n_layers=1,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    GPTForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_killed_stage_that_resumes_reports_each_attempt(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", n_docs=20)
+    stages = {"evaluate": {"model_name_or_path": [str(tiny_model_dir(tmp_path / "m"))], "dataset_name": str(corpus),
+                           "max_eval_documents": 2, "eval_batch_size": 2, "progress": False}}  # fmt: skip
+    path = write_pipeline(tmp_path, stages, report_prompts=0)
+    spec = load_pipeline(str(path))
+    (stage,) = plan(spec)
+    out = Path(spec["output_dir"])
+    # what a SIGKILL leaves: the attempt's start in pipeline.json, and its files, the newest 30 s later
+    killed_at = time.time() - 100
+    (out / "evaluate").mkdir(parents=True)
+    partial = out / "evaluate" / "partial.json"
+    partial.write_text("{}")
+    os.utime(partial, (killed_at + 30, killed_at + 30))
+    record = {"fingerprint": stage.fingerprint, "status": "running", "recipe": "evaluate", "args": stage.args,
+              "started": killed_at, "attempts": [{"started": killed_at}]}  # fmt: skip
+    (out / STATE_FILE).write_text(json.dumps({"pipeline": str(path.resolve()), "stages": {"evaluate": record}}))
+    assert plan(spec)[0].action == "resume"
+
+    run_pipeline(str(path))
+    record = read_state(out)["stages"]["evaluate"]
+    first, second = record["attempts"]
+    assert first["outcome"] == "killed" and first["seconds"] == pytest.approx(30, abs=1)
+    assert second["outcome"] == "done" and record["seconds"] == pytest.approx(30 + second["seconds"])
+    report = (out / "report.md").read_text()
+    assert "| evaluate | evaluate | done | " in report and "- evaluate ran 2 times (resumed" in report
+    assert "killed after 30" in report and "done after" in report
+
+
+def test_the_report_explains_each_evaluation_figure():
+    from hfpipe.report import render
+
+    hardware = {"cpu": "x", "cores": 2, "gpus": [], "native_bf16": False, "python": "3.11"}
+    metrics = {"loss": 5.8, "perplexity": 332.4, "bits_per_byte": 2.9, "eval_tokens": 1834.0, "eval_documents": 8.0,
+               "skipped_documents": 0.0, "hfpipe_mc/acc": 0.31, "hfpipe_mc/acc_norm": 0.3, "hfpipe_mc/chance": 0.25,
+               "hfpipe_bpb/word_perplexity": 900.0, "hfpipe_bpb/byte_perplexity": 7.9, "hfpipe_bpb/bits_per_byte": 3.0}
+    rows = [{"stage": "dpo", "model": "out/dpo", "metrics": metrics, "perplexity_text": "held.txt"}]
+    quality = [{"figure": "perplexity, original -> int8", "stage": "quantize", "value": "318.1 -> 318.5 (+0.13 %)",
+                "what": "hfpipe_text.txt cut into disjoint 256-token blocks"}]
+    report = {"pipeline": "p.yaml", "created": "now", "hardware": hardware, "versions": {}, "stages": [],
+              "quality": quality, "evaluation": {"columns": list(metrics), "rows": rows}}  # fmt: skip
+    text = render(report)
+    header = next(line for line in text.splitlines() if line.startswith("| checkpoint"))
+    assert header == ("| checkpoint | perplexity | bits per byte | lm-eval bits per byte | cloze accuracy | "
+                      "cloze accuracy per byte |")  # fmt: skip
+    assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss on held.txt " \
+           "(8 documents, 1,834 tokens)" in text  # fmt: skip
+    n_items = sum(1 for line in (REPO / "hfpipe/evaluation/tasks/hfpipe_mc.jsonl").open() if line.strip())
+    assert f"- **cloze accuracy** (share of items; higher is better): {n_items} held-out docstring sentences" in text
+    assert "chance 25%" in text and "word_perplexity" not in text
+    assert "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text

@@ -16,12 +16,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hfpipe.evaluation.metric_notes import shown
 from hfpipe.io import write_json_atomically
 
 RESULTS_FILE = "results.json"
 TABLE_FILES = {"markdown": "table.md", "json": "table.json", "png": "table.png"}
-# Counts are in the tables but not worth a bar in the chart.
-COUNT_METRICS = ("eval_tokens", "eval_documents", "skipped_documents", "judge/scored", "judge/unparsable")
 
 
 def make_results(model: str, metrics: dict[str, float], stage: str | None = None, **extra) -> dict:
@@ -83,18 +82,41 @@ def results_markdown(rows: list[dict], columns: list[str]) -> str:
 
 
 def plot_results(rows: list[dict], columns: list[str], path: str | os.PathLike) -> Path:
-    """A bar chart per metric, one bar per checkpoint."""
+    """One panel per metric worth showing (``metric_notes.shown``): a point per checkpoint on an axis fitted to
+    the values, so that differences are visible; the accuracy panels mark chance with a dashed line."""
+    from hfpipe.evaluation.metric_notes import NOTES, label
     from hfpipe.training.plot import panels, save_figure
 
-    fig, axes = panels(len(columns))
+    fig, axes = panels(len(columns), cols=2, size=(4.6, 0.9 + 0.42 * len(rows)))
     stages = [r["stage"] for r in rows]
     for ax, column in zip(axes, columns):
         values = [r["metrics"].get(column, float("nan")) for r in rows]
-        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
-        ax.set_xticks(range(len(rows)), stages, rotation=20, ha="right", fontsize=8)
-        ax.set_title(column, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
+        ax.plot(values, range(len(rows)), color="0.75", zorder=1)
+        ax.scatter(values, range(len(rows)), c=[f"C{i}" for i in range(len(rows))], s=45, zorder=2)
+        for y, v in enumerate(values):
+            ax.annotate(_fmt(v), (v, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+        chance = next((r["metrics"][f"{column.split('/')[0]}/chance"] for r in rows
+                       if f"{column.split('/')[0]}/chance" in r["metrics"]), None)  # fmt: skip
+        if chance is not None:
+            ax.axvline(chance, color="0.4", linestyle="--", linewidth=1)
+            ax.annotate("chance", (chance, len(rows) - 0.6), fontsize=7, color="0.4", ha="left")
+        _pad_axis(ax, [v for v in values if not math.isnan(v)] + ([chance] if chance is not None else []))
+        note = NOTES.get(column)
+        better = "" if note is None else (", higher is better" if note.higher_is_better else ", lower is better")
+        ax.set_title(f"{label(column)}{better}", fontsize=9)
+        ax.set_yticks(range(len(rows)), stages, fontsize=8)
+        ax.set_ylim(-0.6, len(rows) - 0.3)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def _pad_axis(ax, values: list[float]) -> None:
+    if not values:
+        return
+    low, high = min(values), max(values)
+    margin = (high - low) * 0.15 or abs(high) * 0.05 or 0.05
+    ax.set_xlim(low - margin, high + margin)
 
 
 def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
@@ -112,7 +134,7 @@ def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> 
     tmp = out / f".{TABLE_FILES['markdown']}.tmp"
     tmp.write_text(results_markdown(rows, columns), encoding="utf-8")
     os.replace(tmp, paths["markdown"])
-    charted = [c for c in columns if c not in COUNT_METRICS] or columns
+    charted = shown(columns)
     if charted:
         paths["png"] = plot_results(rows, charted, out / TABLE_FILES["png"])
     return paths
