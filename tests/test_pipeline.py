@@ -252,6 +252,7 @@ def test_the_report_explains_each_evaluation_figure():
     assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss on held.txt " \
            "(8 documents, 1,834 tokens)" in text  # fmt: skip
     n_items = sum(1 for line in (REPO / "hfpipe/evaluation/tasks/hfpipe_mc.jsonl").open() if line.strip())
-    assert f"- **cloze accuracy** (share of items; higher is better): {n_items} held-out docstring sentences" in text
+    assert ("- **cloze accuracy** (share of items; higher is better): sentences of held-out docstrings cut before "
+            f"their last word ({n_items} items)") in text
     assert "chance 25%" in text and "word_perplexity" not in text
     assert "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text

@@ -30,17 +30,18 @@ NOTES = {
     ),
     "hfpipe_bpb/bits_per_byte": MetricNote(
         "lm-eval bits per byte", "bits per UTF-8 byte", False,
-        "lm-eval's loglikelihood_rolling on hfpipe's {n} local paragraphs (disjoint windows: less context than "
-        "the sliding window, so higher)",
+        "lm-eval's loglikelihood_rolling on hfpipe's local text ({n}; disjoint windows: less context than a "
+        "sliding window, so higher)",
     ),
     "hfpipe_mc/acc": MetricNote(
         "cloze accuracy", "share of items", True,
-        "{n} held-out docstring sentences, 4 candidate last words of the same kind and frequency (chance "
-        "{chance:.0%}): the share where the right word is the most likely; only the context decides",
+        "sentences of held-out docstrings cut before their last word ({n}), 4 candidate words of the same kind "
+        "and frequency (chance {chance:.0%}): the share where the right word is the most likely; only the "
+        "context decides",
     ),
     "hfpipe_mc/acc_norm": MetricNote(
         "cloze accuracy per byte", "share of items", True,
-        "the same {n} items, each word's log-likelihood divided by its length in bytes",
+        "the same items ({n}), each word's log-likelihood divided by its length in bytes",
     ),
     "judge/mean": MetricNote(
         "judge score", "0-100", True, "an LLM judge's mean score of the SFT test answers ({n})"
@@ -51,6 +52,22 @@ HIDDEN = {
     "loss", "eval_tokens", "eval_documents", "skipped_documents", "judge/scored", "judge/unparsable",
     "hfpipe_mc/chance", "hfpipe_bpb/word_perplexity", "hfpipe_bpb/byte_perplexity",
 }  # fmt: skip
+
+
+# Charted only when the figure they restate is absent: the same text's loss per byte instead of per token.
+RESTATES = {"bits_per_byte": "perplexity", "hfpipe_bpb/bits_per_byte": "perplexity"}
+# Drawn in another figure's panel: the same items scored another way.
+SAME_PANEL = {"hfpipe_mc/acc_norm": "hfpipe_mc/acc"}
+
+
+def chart_panels(columns: list[str]) -> list[list[str]]:
+    """The panels of a chart: each a list of figures drawn together; restated and constant figures left out."""
+    keep = [c for c in shown(columns) if RESTATES.get(c) not in columns]
+    panels = {c: [c] for c in keep if SAME_PANEL.get(c) not in keep}
+    for c in keep:
+        if SAME_PANEL.get(c) in panels:
+            panels[SAME_PANEL[c]].append(c)
+    return list(panels.values())
 
 
 def shown(columns: list[str]) -> list[str]:

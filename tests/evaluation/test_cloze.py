@@ -68,19 +68,19 @@ def test_a_unigram_model_scores_chance_through_lm_eval(corpus):
     assert abs(metrics["hfpipe_mc/acc_norm"] - 0.25) <= 0.10, metrics
 
 
-def test_items_come_from_held_out_sentences_with_distractors_of_the_same_kind():
-    common = "the value of the object is returned by the method and stored in the cache for the caller"
-    corpus = [f"{common}. Return the {w}." for w in ("file", "name", "path", "list", "data", "code", "mode")] * 12
-    corpus += ["The result is stored in the file.", "Write the name.", "Read the path."] * 15
-    held_out = ["Open the stream and write the bytes into the file.\n\nSend it to the name."]
-    corpus += held_out * 12
-    items = build_items(held_out, corpus, n_items=5)
-    again = build_items(held_out, corpus, n_items=5)
-    assert items == again and items  # deterministic
+def test_items_come_from_held_out_sentences_with_distractors_of_the_same_kind(corpus):
+    held_out = corpus[::50]
+    items = build_items(held_out, corpus, n_items=24)
+    assert items == build_items(held_out, corpus, n_items=24) and len(items) == 24  # deterministic
     stats = WordStats(corpus)
+    held_sentences = {s for doc in held_out for s in sentences(doc)}
+    ranks = []
     for item in items:
         answer = item["choices"][item["answer"]][:-1]
         previous = item["question"].split(" ")[-1]
-        assert f"{item['question']} {answer}." in sentences(held_out[0])
+        assert f"{item['question']} {answer}." in held_sentences
         others = [c[:-1] for i, c in enumerate(item["choices"]) if i != item["answer"]]
-        assert all((previous, w) not in stats.pairs and stats.final[w] >= 3 for w in others)
+        assert all((previous, w) not in stats.pairs for w in others)  # never seen in this context
+        assert all(stats.kind(w) == stats.kind(answer) and stats.final[w] >= 3 for w in others)
+        ranks.append(sum(stats.counts[w] > stats.counts[answer] for w in others))
+    assert ranks == [0, 1, 2, 3] * 6  # as often the most common word as the least common
