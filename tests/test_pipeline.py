@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hfpipe.pipeline import STATE_FILE, load_pipeline, plan, read_state, run_pipeline
-from hfpipe.recipe_args import ConfigError
+from hfpipe.recipe_args import ConfigError, parse_recipe_args
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "the a cat dog sat ran on under mat log big small red blue one two three and then".split()
@@ -256,3 +256,20 @@ def test_the_report_explains_each_evaluation_figure():
             f"their last word ({n_items} items)") in text
     assert "chance 25%" in text and "word_perplexity" not in text
     assert "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text
+
+
+def test_the_cpu_pipeline_answers_at_most_20_prompts_after_sft(tmp_path):
+    from hfpipe.cli.sft import ARGUMENTS
+
+    record = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+    pair = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "Cat."}
+    (tmp_path / "i.json").write_text(json.dumps([record] * 30))
+    (tmp_path / "p.json").write_text(json.dumps([pair] * 30))
+    spec = load_pipeline(str(REPO / "recipes/configs/pipeline_cpu.yaml"),
+                         {"instruction_data": str(tmp_path / "i.json"), "preference_data": str(tmp_path / "p.json"),
+                          "output_dir": str(tmp_path / "out")})  # fmt: skip
+    sft = next(s for s in plan(spec) if s.name == "sft")
+    *_, sft_args = parse_recipe_args(ARGUMENTS, sft.args)
+    assert sft_args.test_answers == 20
+    *_, defaults = parse_recipe_args(ARGUMENTS, ["--model_name_or_path", "m", "--dataset_name", "d.json"])
+    assert defaults.test_answers == 50  # bounded without a config too
