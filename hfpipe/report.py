@@ -40,6 +40,7 @@ QUANTIZE_TEXT = (
     "table's sliding window, so compare these two with each other, not with that table"
 )
 
+
 def _json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

@@ -220,7 +220,9 @@ def test_a_killed_stage_that_resumes_reports_each_attempt(tmp_path):
     os.utime(partial, (killed_at + 30, killed_at + 30))
     record = {"fingerprint": stage.fingerprint, "status": "running", "recipe": "evaluate", "args": stage.args,
               "started": killed_at, "attempts": [{"started": killed_at}]}  # fmt: skip
-    (out / STATE_FILE).write_text(json.dumps({"pipeline": str(path.resolve()), "stages": {"evaluate": record}}))
+    (out / STATE_FILE).write_text(
+        json.dumps({"pipeline": str(path.resolve()), "stages": {"evaluate": record}})
+    )
     assert plan(spec)[0].action == "resume"
 
     run_pipeline(str(path))
@@ -237,12 +239,29 @@ def test_the_report_explains_each_evaluation_figure():
     from hfpipe.report import render
 
     hardware = {"cpu": "x", "cores": 2, "gpus": [], "native_bf16": False, "python": "3.11"}
-    metrics = {"loss": 5.8, "perplexity": 332.4, "bits_per_byte": 2.9, "eval_tokens": 1834.0, "eval_documents": 8.0,
-               "skipped_documents": 0.0, "hfpipe_mc/acc": 0.31, "hfpipe_mc/acc_norm": 0.3, "hfpipe_mc/chance": 0.25,
-               "hfpipe_bpb/word_perplexity": 900.0, "hfpipe_bpb/byte_perplexity": 7.9, "hfpipe_bpb/bits_per_byte": 3.0}
+    metrics = {
+        "loss": 5.8,
+        "perplexity": 332.4,
+        "bits_per_byte": 2.9,
+        "eval_tokens": 1834.0,
+        "eval_documents": 8.0,
+        "skipped_documents": 0.0,
+        "hfpipe_mc/acc": 0.31,
+        "hfpipe_mc/acc_norm": 0.3,
+        "hfpipe_mc/chance": 0.25,
+        "hfpipe_bpb/word_perplexity": 900.0,
+        "hfpipe_bpb/byte_perplexity": 7.9,
+        "hfpipe_bpb/bits_per_byte": 3.0,
+    }
     rows = [{"stage": "dpo", "model": "out/dpo", "metrics": metrics, "perplexity_text": "held.txt"}]
-    quality = [{"figure": "perplexity, original -> int8", "stage": "quantize", "value": "318.1 -> 318.5 (+0.13 %)",
-                "what": "hfpipe_text.txt cut into disjoint 256-token blocks"}]
+    quality = [
+        {
+            "figure": "perplexity, original -> int8",
+            "stage": "quantize",
+            "value": "318.1 -> 318.5 (+0.13 %)",
+            "what": "hfpipe_text.txt cut into disjoint 256-token blocks",
+        }
+    ]
     report = {"pipeline": "p.yaml", "created": "now", "hardware": hardware, "versions": {}, "stages": [],
               "quality": quality, "evaluation": {"columns": list(metrics), "rows": rows}}  # fmt: skip
     text = render(report)
@@ -252,10 +271,14 @@ def test_the_report_explains_each_evaluation_figure():
     assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss on held.txt " \
            "(8 documents, 1,834 tokens)" in text  # fmt: skip
     n_items = sum(1 for line in (REPO / "hfpipe/evaluation/tasks/hfpipe_mc.jsonl").open() if line.strip())
-    assert ("- **cloze accuracy** (share of items; higher is better): sentences of held-out docstrings cut before "
-            f"their last word ({n_items} items)") in text
+    assert (
+        "- **cloze accuracy** (share of items; higher is better): sentences of held-out docstrings cut before "
+        f"their last word ({n_items} items)"
+    ) in text
     assert "chance 25%" in text and "word_perplexity" not in text
-    assert "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text
+    assert (
+        "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text
+    )
 
 
 def test_the_cpu_pipeline_answers_at_most_20_prompts_after_sft(tmp_path):

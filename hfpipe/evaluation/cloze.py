@@ -76,7 +76,9 @@ def distractors(answer: str, previous: str, rank: int, pool: list[str], stats: W
             and (previous, w) not in stats.pairs and stats.counts[w] != count
             and (tokens or {}).get(w) == length]  # fmt: skip
     above = sorted((w for w in fits if stats.counts[w] > count), key=lambda w: stats.counts[w])[:rank]
-    below = sorted((w for w in fits if stats.counts[w] < count), key=lambda w: -stats.counts[w])[: CHOICES - 1 - rank]
+    below = sorted((w for w in fits if stats.counts[w] < count), key=lambda w: -stats.counts[w])[
+        : CHOICES - 1 - rank
+    ]
     return above + below if len(above) + len(below) == CHOICES - 1 else None
 
 
@@ -106,7 +108,9 @@ def build_items(held_out: list[str], corpus: list[str], n_items: int = 200, seed
         choices = [last, *others]
         rng.shuffle(choices)
         question = sentence[: -len(last) - 2]
-        items.append({"question": question, "choices": [f"{c}." for c in choices], "answer": choices.index(last)})
+        items.append(
+            {"question": question, "choices": [f"{c}." for c in choices], "answer": choices.index(last)}
+        )
         used_docs[doc] += 1
         used_answers[last] += 1
         if len(items) == n_items:
@@ -118,7 +122,6 @@ def build_stdlib_items(n_items: int = 200) -> list[dict]:
     """The items from this machine's standard-library docstrings: held out as the default corpus splits them."""
     from hfpipe.data.prepare import _validation_mask
     from hfpipe.data.stdlib_corpus import iter_stdlib_docstrings
-
     from hfpipe.tokenization import train_bpe_tokenizer
 
     documents = list(dict.fromkeys(iter_stdlib_docstrings()))

@@ -21,26 +21,36 @@ class MetricNote:
 
 NOTES = {
     "perplexity": MetricNote(
-        "perplexity", "per token", False,
+        "perplexity",
+        "per token",
+        False,
         "exp of the mean next-token loss on {text} ({n}), sliding window: how surprised the model is by the text",
     ),
     "bits_per_byte": MetricNote(
-        "bits per byte", "bits per UTF-8 byte", False,
+        "bits per byte",
+        "bits per UTF-8 byte",
+        False,
         "the same loss on the same text per byte of text: comparable across tokenizers",
     ),
     "hfpipe_bpb/bits_per_byte": MetricNote(
-        "lm-eval bits per byte", "bits per UTF-8 byte", False,
+        "lm-eval bits per byte",
+        "bits per UTF-8 byte",
+        False,
         "lm-eval's loglikelihood_rolling on hfpipe's local text ({n}; disjoint windows: less context than a "
         "sliding window, so higher)",
     ),
     "hfpipe_mc/acc": MetricNote(
-        "cloze accuracy", "share of items", True,
+        "cloze accuracy",
+        "share of items",
+        True,
         "sentences of held-out docstrings cut before their last word ({n}), 4 candidate words of the same kind "
         "and frequency (chance {chance:.0%}): the share where the right word is the most likely; only the "
         "context decides",
     ),
     "hfpipe_mc/acc_norm": MetricNote(
-        "cloze accuracy per byte", "share of items", True,
+        "cloze accuracy per byte",
+        "share of items",
+        True,
         "the same items ({n}), each word's log-likelihood divided by its length in bytes",
     ),
     "judge/mean": MetricNote(

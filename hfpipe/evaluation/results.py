@@ -108,10 +108,14 @@ def plot_results(rows: list[dict], panels: list[list[str]], path: str | os.PathL
             drawn.append(chance)
         _pad_axis(ax, [v for v in drawn if not math.isnan(v)])
         note = NOTES.get(group[0])
-        better = "" if note is None else (", higher is better" if note.higher_is_better else ", lower is better")
+        better = (
+            "" if note is None else (", higher is better" if note.higher_is_better else ", lower is better")
+        )
         ax.set_title(f"{label(group[0])}{better}", fontsize=9)
         if len(group) > 1:
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(group), frameon=False)
+            ax.legend(
+                fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(group), frameon=False
+            )
         ax.set_yticks(y, [r["stage"] for r in rows], fontsize=8)
         ax.set_ylim(len(rows) - 0.3, -0.6)
         ax.grid(axis="x", alpha=0.3)

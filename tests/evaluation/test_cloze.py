@@ -34,7 +34,9 @@ def unigram_model(tokenizer, documents: list[str]) -> GPTForCausalLM:
                        pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     model = GPTForCausalLM(config).eval()
     with torch.no_grad():
-        norm = model.model.final_norm  # scale 0: the final hidden state is its bias, the same at every position
+        norm = (
+            model.model.final_norm
+        )  # scale 0: the final hidden state is its bias, the same at every position
         norm.weight.zero_()
         norm.bias.zero_()
         norm.bias[0] = 1.0
@@ -55,7 +57,9 @@ def test_the_shipped_items_are_well_formed():
 
 def test_the_most_common_word_is_right_a_quarter_of_the_time(corpus):
     counts = WordStats(corpus).counts
-    hits = sum(max(range(4), key=lambda i: counts[item["choices"][i][:-1]]) == item["answer"] for item in ITEMS)
+    hits = sum(
+        max(range(4), key=lambda i: counts[item["choices"][i][:-1]]) == item["answer"] for item in ITEMS
+    )
     assert abs(hits / len(ITEMS) - 0.25) <= 0.10
 
 
