@@ -36,7 +36,7 @@ QUALITY = (
     ("int8 size / original", "quantize", None, "size on disk of the int8 copy over the original's"),
 )  # fmt: skip
 QUANTIZE_TEXT = (
-    "{text} cut into disjoint 256-token blocks: each token sees less context than in the evaluation "
+    "{text} cut into disjoint blocks of up to 256 tokens: each token sees less context than in the evaluation "
     "table's sliding window, so compare these two with each other, not with that table"
 )
 
@@ -221,7 +221,7 @@ def _attempts_line(stage: dict) -> str:
         return ""
     each = ", ".join(f"{a['outcome']} after {_fmt(round(a['seconds'], 1)) if a['seconds'] is not None else '?'} s"
                      for a in attempts)  # fmt: skip
-    return f"- {stage['stage']} ran {len(attempts)} times (resumed from its last checkpoint): {each}."
+    return f"- {stage['stage']} took {len(attempts)} attempts, each resuming the one before: {each}."
 
 
 def _evaluation_section(evaluation: dict, chart: str | None) -> str:
