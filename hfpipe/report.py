@@ -36,8 +36,9 @@ QUALITY = (
     ("int8 size / original", "quantize", None, "size on disk of the int8 copy over the original's"),
 )  # fmt: skip
 QUANTIZE_TEXT = (
-    "{text} cut into disjoint blocks of up to 256 tokens: each token sees less context than in the evaluation "
-    "table's sliding window, so compare these two with each other, not with that table"
+    "{before:.4g} -> {after:.4g} on {text} cut into disjoint blocks of up to 256 tokens: each token sees less "
+    "context than in the evaluation table's sliding window, so compare these two with each other, not with that "
+    "table"
 )
 
 
@@ -128,9 +129,8 @@ def quality_table(out: Path, stages) -> list[dict]:
     if "original_perplexity" in metrics and "int8_perplexity" in metrics:
         before, after = metrics["original_perplexity"], metrics["int8_perplexity"]
         text = _stage_arg(quantize, "eval_file") or f"hfpipe's local text ({LOCAL_TEXT.name})"
-        rows.append({"figure": "perplexity, original -> int8", "stage": quantize.name,
-                     "value": f"{before:.4g} -> {after:.4g} ({100 * (after / before - 1):+.2f} %)",
-                     "what": QUANTIZE_TEXT.format(text=text)})  # fmt: skip
+        rows.append({"figure": "int8 perplexity / original", "stage": quantize.name, "value": after / before,
+                     "what": QUANTIZE_TEXT.format(before=before, after=after, text=text)})  # fmt: skip
     gguf = by_recipe.get("export_gguf")
     if gguf is not None and gguf.output.is_file():
         rows.append({"figure": "GGUF size (MB)", "stage": gguf.name, "value": gguf.output.stat().st_size / 1e6,

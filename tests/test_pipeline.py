@@ -257,14 +257,8 @@ def test_the_report_explains_each_evaluation_figure():
         "hfpipe_bpb/bits_per_byte": 3.0,
     }
     rows = [{"stage": "dpo", "model": "out/dpo", "metrics": metrics, "perplexity_text": "held.txt"}]
-    quality = [
-        {
-            "figure": "perplexity, original -> int8",
-            "stage": "quantize",
-            "value": "318.1 -> 318.5 (+0.13 %)",
-            "what": "hfpipe_text.txt cut into disjoint 256-token blocks",
-        }
-    ]
+    what = "318.1 -> 318.5 on hfpipe_text.txt cut into disjoint blocks"
+    quality = [{"figure": "int8 perplexity / original", "stage": "quantize", "value": 1.0013, "what": what}]
     report = {"pipeline": "p.yaml", "created": "now", "hardware": hardware, "versions": {}, "stages": [],
               "quality": quality, "evaluation": {"columns": list(metrics), "rows": rows}}  # fmt: skip
     text = render(report)
@@ -279,9 +273,7 @@ def test_the_report_explains_each_evaluation_figure():
         f"their last word ({n_items} items)"
     ) in text
     assert "chance 25%" in text and "word_perplexity" not in text
-    assert (
-        "| perplexity, original -> int8 | quantize | 318.1 -> 318.5 (+0.13 %) | hfpipe_text.txt cut" in text
-    )
+    assert f"| int8 perplexity / original | quantize | 1.001 | {what} |" in text
 
 
 def test_the_cpu_pipeline_answers_at_most_20_prompts_after_sft(tmp_path):
