@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import yaml
 
 from .io import write_json_atomically
 from .recipe_args import ConfigError, parse_recipe_args
-from .stage_attempts import begin_attempt, end_attempt
+from .stage_attempts import begin_attempt, end_attempt, heartbeat
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "pipeline.json"
@@ -347,8 +348,10 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
                                                "args": stage.args, "started": started, "attempts": attempts}  # fmt: skip
                 _write_state(out, state)
             PartialState().wait_for_everyone()
+            attempt = state["stages"][stage.name]["attempts"][-1] if main else {}
             try:
-                run_stage(stage)
+                with heartbeat(attempt, lambda: _write_state(out, state)) if main else nullcontext():
+                    run_stage(stage)
             except (Exception, SystemExit) as err:
                 if main:
                     end_attempt(state["stages"][stage.name], "failed")
