@@ -2,12 +2,12 @@
 
 Each item is a sentence of the standard library's docstrings that the default corpus holds out for validation
 (hfpipe's content-hash split with the default ``split_seed``), cut before its last word. The three distractors
-are the same kind of word, from the same corpus: words that also end sentences there, that most often follow the
-same kind of word (a determiner: nouns; "to": verbs; "is": adjectives), of about the same length, the nearest in
-frequency, and never seen after the sentence's next-to-last word. The frequency ranks are
-balanced: the answer is the most frequent of the four choices in a quarter of the items, the second in a
-quarter, and so on. So a model that only learned which words are common scores chance (25 %); reading the
-context is what scores above it.
+are the same kind of word, from the same corpus: words that also end sentences there and most often follow the
+same kind of word (a determiner: nouns; "to": verbs; "is": adjectives), of about the same length and as many
+tokens (in the quickstart's tokenizer), the nearest in frequency, and never seen after the sentence's
+next-to-last word. The frequency ranks are balanced: the answer is the most frequent of the four choices in a
+quarter of the items, the second in a quarter, and so on. So a model that only learned which words are common
+scores chance (25 %); reading the context is what scores above it.
 
     python -m hfpipe.evaluation.cloze        # rebuilds tasks/hfpipe_mc.jsonl from this machine's stdlib
 """
@@ -99,7 +99,7 @@ def build_items(held_out: list[str], corpus: list[str], n_items: int = 200, seed
     rng.shuffle(candidates)
     items, used_docs, used_answers = [], Counter(), Counter()
     for doc, sentence in candidates:
-        *context, previous, last = sentence[:-1].replace(",", "").split(" ")
+        *_, previous, last = sentence[:-1].replace(",", "").split(" ")
         if used_docs[doc] >= 3 or last not in finals or used_answers[last] >= 3:
             continue
         others = distractors(last, previous, len(items) % CHOICES, pool, stats, tokens)
