@@ -265,8 +265,8 @@ def test_the_report_explains_each_evaluation_figure():
     header = next(line for line in text.splitlines() if line.startswith("| checkpoint"))
     assert header == ("| checkpoint | perplexity | bits per byte | lm-eval bits per byte | cloze accuracy | "
                       "cloze accuracy per byte |")  # fmt: skip
-    assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss on held.txt " \
-           "(8 documents, 1,834 tokens)" in text  # fmt: skip
+    assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss over 8 documents, " \
+           "1,834 tokens of held.txt" in text  # fmt: skip
     n_items = sum(1 for line in (REPO / "hfpipe/evaluation/tasks/hfpipe_mc.jsonl").open() if line.strip())
     assert (
         "- **cloze accuracy** (share of items; higher is better): sentences of held-out docstrings cut before "

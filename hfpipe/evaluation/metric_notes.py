@@ -24,7 +24,8 @@ NOTES = {
         "perplexity",
         "per token",
         False,
-        "exp of the mean next-token loss on {text} ({n}), sliding window: how surprised the model is by the text",
+        "exp of the mean next-token loss over {n} of {text}, with a sliding window: how surprised the model "
+        "is by the text",
     ),
     "bits_per_byte": MetricNote(
         "bits per byte",
@@ -36,8 +37,8 @@ NOTES = {
         "lm-eval bits per byte",
         "bits per UTF-8 byte",
         False,
-        "lm-eval's loglikelihood_rolling on hfpipe's local text ({n}; disjoint windows: less context than a "
-        "sliding window, so higher)",
+        "lm-eval's own loglikelihood_rolling over hfpipe's local text ({n}): a check on hfpipe's figure, equal "
+        "to it when each paragraph fits in the context and the evaluation text is that local text",
     ),
     "hfpipe_mc/acc": MetricNote(
         "cloze accuracy",
