@@ -402,7 +402,7 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
                 shutil.rmtree(out / stage.name, ignore_errors=True)  # the pipeline owns output_dir/<stage>
             started = time.time()
             if main:
-                attempts = begin_attempt(state["stages"].get(stage.name), stage.action == "resume",
+                attempts = begin_attempt(state["stages"].get(stage.name), stage.action,
                                          out / stage.name, started)  # fmt: skip
                 state["stages"][stage.name] = {"fingerprint": stage.fingerprint, "status": "running",
                                                "recipe": stage.recipe, "output": str(stage.output),

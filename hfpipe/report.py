@@ -99,7 +99,7 @@ def stage_rows(out: Path, stages) -> list[dict]:
         saved = state.get(stage.name, {})
         results = _json(out / stage.name / "results.json")
         metrics = results.get("metrics", {})
-        attempts = [{"seconds": a.get("seconds"), "outcome": a.get("outcome", "running")}
+        attempts = [{"seconds": a.get("seconds"), "outcome": a.get("outcome", "running"), "action": a.get("action")}
                     for a in saved.get("attempts", [])]  # fmt: skip
         rows.append({
             "stage": stage.name, "recipe": stage.recipe, "status": saved.get("status", "not run"),
@@ -230,9 +230,13 @@ def _attempts_line(stage: dict) -> str:
     attempts = stage.get("attempts") or []
     if len(attempts) < 2:
         return ""
-    each = ", ".join(f"{a['outcome']} after {_fmt(round(a['seconds'], 1)) if a['seconds'] is not None else '?'} s"
-                     for a in attempts)  # fmt: skip
-    return f"- {stage['stage']} took {len(attempts)} attempts, each resuming the one before: {each}."
+    how = {"resume": "resumed from its last checkpoint", "restart": "started again"}
+    each = "; ".join(
+        (f"{how.get(a.get('action'), 'resumed')}, " if i else "")
+        + f"{a['outcome']} after {_fmt(round(a['seconds'], 1)) if a['seconds'] is not None else '?'} s"
+        for i, a in enumerate(attempts)
+    )
+    return f"- {stage['stage']} took {len(attempts)} attempts: {each}."
 
 
 def _evaluation_section(evaluation: dict, chart: str | None) -> str:

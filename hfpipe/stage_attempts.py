@@ -19,9 +19,11 @@ def _last_write(stage_dir: Path, since: float) -> float:
     return max([since, *times])
 
 
-def begin_attempt(saved: dict | None, resuming: bool, stage_dir: Path, started: float) -> list[dict]:
-    """The attempts of a stage about to run: the earlier ones when it resumes (an unfinished one closed as
-    killed, at its last written file), then a new one starting at ``started``."""
+def begin_attempt(saved: dict | None, action: str, stage_dir: Path, started: float) -> list[dict]:
+    """The attempts of a stage about to run: the earlier ones when it continues an interrupted run (``action``
+    resume or restart; an unfinished one closed as killed, at its last written file), then a new one starting at
+    ``started`` that records ``action``."""
+    resuming = action in ("resume", "restart")
     attempts = [dict(a) for a in (saved or {}).get("attempts", [])] if resuming else []
     if resuming and not attempts and saved and "started" in saved:  # a record from before attempts were kept
         attempts = [{"started": saved["started"]}]
@@ -30,7 +32,7 @@ def begin_attempt(saved: dict | None, resuming: bool, stage_dir: Path, started: 
             seen = max(_last_write(stage_dir, attempt["started"]), attempt.get("alive", 0))
             end = min(seen, started)
             attempt.update(seconds=end - attempt["started"], outcome="killed")
-    return [*attempts, {"started": started}]
+    return [*attempts, {"started": started, "action": action}]
 
 
 def end_attempt(record: dict, outcome: str) -> None:

@@ -128,4 +128,7 @@ def test_killed_during_sft_resumes_and_reports_what_an_uninterrupted_run_reports
             assert a[key][name] == pytest.approx(b[key][name], rel=1e-4), (key, name)
     report = (killed / "report.md").read_text()
     assert "## Evaluation" in report and "## Held-out prompts" in report and "## Quality" in report
-    assert "- sft took 2 attempts, each resuming the one before: killed after " in report
+    assert (
+        "- sft took 2 attempts: killed after " in report
+        and "; resumed from its last checkpoint, done after" in report
+    )

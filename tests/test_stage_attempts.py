@@ -15,12 +15,14 @@ def test_a_killed_attempt_ends_at_its_last_heartbeat_or_file(tmp_path):
     written.write_text("{}")
     os.utime(written, (start + 30, start + 30))
     saved = {"attempts": [{"started": start, "alive": start + 45}]}
-    attempts = begin_attempt(saved, True, tmp_path, start + 100)
+    attempts = begin_attempt(saved, "resume", tmp_path, start + 100)
     assert attempts[0] == {"started": start, "alive": start + 45, "seconds": 45, "outcome": "killed"}
-    assert attempts[1] == {"started": start + 100}
+    assert attempts[1] == {"started": start + 100, "action": "resume"}
     saved["attempts"][0].pop("alive")  # killed before its first heartbeat: its newest file tells
-    assert begin_attempt(saved, True, tmp_path, start + 100)[0]["seconds"] == 30
-    assert begin_attempt(saved, False, tmp_path, start + 100) == [{"started": start + 100}]  # a rerun: new
+    assert begin_attempt(saved, "resume", tmp_path, start + 100)[0]["seconds"] == 30
+    assert begin_attempt(saved, "rerun", tmp_path, start + 100) == [
+        {"started": start + 100, "action": "rerun"}
+    ]  # a rerun: new
 
 
 def test_end_attempt_sums_every_attempt():
