@@ -156,3 +156,36 @@ def test_llama_cpps_converter_limits(llama, case, request, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         with pytest.raises(AssertionError, match="ffn_down.weight' has wrong shape"):
             llamacpp.greedy(llama, tmp_path / "converted.gguf", PROMPT, 1)
+
+
+LLAMA_LAYOUT = {"position": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "qkv_bias": False,
+                "n_heads": 4, "n_kv_heads": 2}  # fmt: skip
+
+
+@pytest.mark.parametrize("qk_norm", [False, True], ids=["Llama", "Qwen3"])
+def test_llama_cpps_converter_reads_the_native_export(llama, shared_data, qk_norm, tmp_path):
+    """hfpipe (llama layout) -> native Llama/Qwen3 directory -> llama.cpp's own convert_hf_to_gguf.py ->
+    llama.cpp's greedy tokens equal transformers'. GPT-2's vocabulary: llama.cpp's converter knows a BPE
+    pre-tokenizer only by a known tokenizer's hash (see test_llama_cpps_converter_limits)."""
+    from hfpipe.export.native import export_native
+
+    tokenizer = load_gpt2_tokenizer(shared_data / "gpt2-tokenizer", model_max_length=64)
+    model = tiny_causal_lm(tokenizer, train_steps=0, **LLAMA_LAYOUT, qk_norm=qk_norm).train()
+    data = torch.tensor(tokenizer(TEXT)["input_ids"][: 2 * 64]).view(2, 64)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        model(input_ids=data, labels=data).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    hfpipe_dir = save(model.eval(), tokenizer, tmp_path / "hfpipe")
+    native_dir = export_native(hfpipe_dir, tmp_path / "native")
+
+    proc = llamacpp.convert_hf_to_gguf(llama, native_dir, tmp_path / "native.gguf")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = transformers_greedy(native_dir, tokenizer)
+    assert expected == transformers_greedy(hfpipe_dir, tokenizer)
+    assert len(set(expected)) >= 10, f"degenerate greedy output: {expected}"
+    got = llamacpp.greedy(llama, tmp_path / "native.gguf", PROMPT, N_TOKENS)
+    assert_same_tokens(
+        got, expected, tokenizer, f"llama.cpp's converter on the native {'Qwen3' if qk_norm else 'Llama'}"
+    )
