@@ -187,6 +187,12 @@ def test_selection_flags(tmp_path):
             "stage 'pretrain': config 'missing.yaml' not found: no missing.yaml in .*, and hfpipe ships no config",
         ),
         ({"pretrain": {"max_steps": "many"}}, {}, "stage 'pretrain'.*max_steps"),
+        ({"pretrain": {"architecture": "llama2"}}, {}, "stage 'pretrain'.*unknown architecture 'llama2'"),
+        (
+            {"pretrain": {"architecture": "llama", "n_kv_heads": 3}},
+            {},
+            r"n_kv_heads \(3\) must divide n_heads",
+        ),
     ],
 )
 def test_bad_pipelines_fail_before_anything_runs(tmp_path, stages, top, message):

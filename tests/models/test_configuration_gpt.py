@@ -36,6 +36,7 @@ def test_standard_names_resolve_to_book_names():
     assert (aliased.emb_dim, aliased.n_layers, aliased.n_heads, aliased.context_length) == (48, 2, 4, 32)
     aliased.hidden_size = 80
     assert aliased.emb_dim == 80
+    assert GPTConfig(n_heads=4, emb_dim=64, num_key_value_heads=2).n_kv_heads == 2
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,12 @@ def saved(request, tmp_path_factory):
     """A causal LM and a classifier (of each architecture) saved with their code, left-padded inputs, and this
     release's outputs."""
     root = tmp_path_factory.mktemp("remote-code-versions")
-    config = GPTConfig.from_preset("tiny", request.param, eos_token_id=1, bos_token_id=None, pad_token_id=0)
+    # llama with yarn scaling: transformers' rope utilities of each release compute the same frequencies
+    yarn = {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32}
+    scaling = {"rope_scaling_parameters": yarn} if request.param == "llama" else {}
+    config = GPTConfig.from_preset(
+        "tiny", request.param, eos_token_id=1, bos_token_id=None, pad_token_id=0, **scaling
+    )
     torch.manual_seed(0)
     lm = GPTForCausalLM._from_config(config, attn_implementation="eager").eval()
     cls = GPTForSequenceClassification._from_config(config, attn_implementation="eager").eval()

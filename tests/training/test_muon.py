@@ -55,6 +55,16 @@ def test_muon_gets_the_2d_weights_inside_the_blocks_and_adamw_the_rest():
     assert len(hidden_matrices(classifier)) == 8
 
 
+@pytest.mark.parametrize("architecture", ["llama", "nanochat"])
+def test_muon_gets_the_block_matrices_of_every_architecture(architecture):
+    """swiglu's gate_up and grouped-query qkv go to Muon; qk-norm weights (1-D) and the rotary buffers do not."""
+    model = GPTForCausalLM(GPTConfig.from_preset("tiny", architecture))
+    linears = {
+        f"model.blocks.{n}.weight" for n, m in model.model.blocks.named_modules() if isinstance(m, nn.Linear)
+    }
+    assert names(model, hidden_matrices(model)) == linears
+
+
 def test_the_rule_is_by_position_not_by_module_name():
     """Any layout: 2-D weights of the repeated blocks, whatever they are called; no embedding, norm or bias."""
 
