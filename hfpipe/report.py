@@ -74,6 +74,17 @@ def versions() -> dict:
     return found
 
 
+def architecture(out: Path, stages) -> str | None:
+    """The layout of the first GPT a stage saved, e.g. ``llama (rope, rmsnorm, swiglu, ...)``; None if none."""
+    from .models.gpt.configuration_gpt import GPTConfig, describe_architecture
+
+    for stage in stages:
+        saved = _json(out / stage.name / "config.json")
+        if saved.get("model_type") == GPTConfig.model_type:
+            return describe_architecture(GPTConfig.from_dict(saved))
+    return None
+
+
 def stage_rows(out: Path, stages) -> list[dict]:
     """Per stage: recipe, status, wall time, tokens, tokens/s, the figures of its results.json, its settings."""
     state = _json(out / "pipeline.json").get("stages", {})
@@ -197,6 +208,8 @@ def render(report: dict) -> str:
     parts.append(f"Machine: {hw['cpu']}, {hw['cores']} cores, GPUs: {', '.join(hw['gpus']) or 'none'}, native bf16: "
                  f"{'yes' if hw['native_bf16'] else 'no'}; Python {hw['python']}; "
                  + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".\n")  # fmt: skip
+    if report.get("architecture"):
+        parts.append(f"Model architecture: {report['architecture']}.\n")
     parts.append("## Stages\n\n" + _table(
         ["stage", "recipe", "status", "wall time (s)", "tokens", "tokens/s"],
         [[s["stage"], s["recipe"], s["status"], round(s["seconds"], 1) if s["seconds"] else None, s["tokens"],
@@ -237,6 +250,7 @@ def write_report(out: Path, stages, n_prompts: int = 5) -> Path:
         "created": time.strftime("%Y-%m-%d %H:%M"),
         "hardware": hardware(),
         "versions": versions(),
+        "architecture": architecture(out, stages),
         "stages": stage_rows(out, stages),
         "quality": quality_table(out, stages),
     }

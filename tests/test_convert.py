@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -60,6 +61,21 @@ def test_gpt_to_gpt2_same_logits(qkv_bias, tie):
     ids = torch.randint(0, gpt.config.vocab_size, (2, 30))
     with torch.no_grad():
         torch.testing.assert_close(gpt2(ids).logits, gpt(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "architecture, overrides, named",
+    [
+        ("llama", {}, "position='rope', norm='rmsnorm', mlp='swiglu', bias=False, n_kv_heads=2"),
+        ("nanochat", {}, "norm_weight=False, mlp='relu2', qk_norm=True"),
+        ("book", {"n_kv_heads": 2}, "n_kv_heads=2, which GPT-2"),
+        ("book", {"bias": False}, "bias=False, which GPT-2"),
+    ],
+)
+def test_only_the_book_layout_converts_to_gpt2(architecture, overrides, named):
+    model = GPTForCausalLM(GPTConfig.from_preset("tiny", architecture, **overrides))
+    with pytest.raises(ValueError, match="GPT-2 has the book's layout; this model has .*" + re.escape(named)):
+        gpt_to_gpt2(model)
 
 
 def test_roundtrip_is_exact():

@@ -45,7 +45,9 @@ def ids():
 
 def test_config_defaults_cover_attention_and_feed_forward():
     cfg = build_lora_config(LoraArguments(), "CAUSAL_LM")
-    assert set(cfg.target_modules) == {"qkv", "out_proj", "fc1", "fc2"} == set(DEFAULT_TARGET_MODULES)
+    assert (
+        set(cfg.target_modules) == {"qkv", "out_proj", "fc1", "gate_up", "fc2"} == set(DEFAULT_TARGET_MODULES)
+    )
     assert (cfg.r, cfg.lora_alpha, cfg.task_type) == (16, 32, "CAUSAL_LM")  # trl's defaults
     cfg = build_lora_config(
         LoraArguments(lora_r=4, lora_alpha=8, lora_dropout=0.1, lora_target_modules=["qkv"]), "SEQ_CLS"
@@ -87,7 +89,7 @@ def test_apply_lora_freezes_base_and_reports_parameters(base_dir, caplog):
     model = GPTForCausalLM.from_pretrained(base_dir)
     total_before = count_parameters(model)[1]
     with caplog.at_level(logging.INFO, logger="hfpipe.lora"):
-        peft_model = apply_lora(model, LoraArguments(lora_r=4), "CAUSAL_LM")
+        peft_model = apply_lora(model, LoraArguments(lora_r=4), "CAUSAL_LM").eval()
     trainable, total = count_parameters(peft_model)
     names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
@@ -98,6 +100,20 @@ def test_apply_lora_freezes_base_and_reports_parameters(base_dir, caplog):
     assert total == total_before + trainable
     assert f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%:" in caplog.text
     assert peft_model.get_nb_trainable_parameters() == (trainable, total)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "nanochat"])
+def test_default_targets_are_every_block_linear_in_each_architecture(architecture, ids):
+    """swiglu's fused gate_up is adapted too; a name the model lacks (fc1 here) is dropped, not an error."""
+    model = GPTForCausalLM(GPTConfig.from_preset("tiny", architecture))
+    linears = {n for n, m in model.model.blocks.named_modules() if isinstance(m, torch.nn.Linear)}
+    peft_model = apply_lora(model, LoraArguments(lora_r=4), "CAUSAL_LM").eval()
+    adapted = {n.split("blocks.")[-1] for n, m in peft_model.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == linears and any(n.endswith("ff.gate_up") for n in linears) == (architecture == "llama")
+    _perturb_lora(peft_model)
+    with torch.no_grad():
+        adapted_logits = peft_model(ids).logits
+        torch.testing.assert_close(merge_lora(peft_model)(ids).logits, adapted_logits, atol=1e-4, rtol=1e-4)
 
 
 def test_unknown_target_module_is_an_error(base_dir):

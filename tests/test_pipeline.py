@@ -138,7 +138,7 @@ def test_two_pipelines_in_one_output_dir_are_refused(tmp_path):
 
 def test_short_run_report_skip_and_rerun(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus.jsonl")
-    stages = {"pretrain": {**TINY_PRETRAIN, "dataset_name": str(corpus)},
+    stages = {"pretrain": {**TINY_PRETRAIN, "dataset_name": str(corpus), "architecture": "nanochat"},
               "evaluate": {"perplexity": True, "eval_batch_size": 4, "max_eval_documents": 8}}  # fmt: skip
     path = write_pipeline(tmp_path, stages, report_prompts=0)
     out = tmp_path / "out"
@@ -151,6 +151,10 @@ def test_short_run_report_skip_and_rerun(tmp_path, capsys):
     assert report["evaluation"]["rows"][0]["metrics"]["perplexity"] > 1
     assert report["versions"]["transformers"] and report["hardware"]["cores"]
     assert (out / "report_losses.png").is_file() and "## Evaluation" in (out / "report.md").read_text()
+    named = "nanochat (rope, rmsnorm without weight, relu2, 1 of 2 kv heads, qk-norm, no bias)"
+    assert report["architecture"] == named
+    assert f"Model architecture: {named}." in (out / "report.md").read_text()
+    assert f"architecture: {named}." in (out / "pretrain" / "README.md").read_text()  # the model card
     trained = (out / "pretrain" / "model.safetensors").stat().st_mtime
 
     run_pipeline(str(path))  # unchanged: nothing runs again

@@ -71,8 +71,14 @@ def _describe(model) -> str:
     n = sum(p.numel() for p in model.parameters())
     shape = [f"{getattr(c, k)} {label}" for k, label in (("num_hidden_layers", "layers"), ("hidden_size", "dims"),
              ("num_attention_heads", "heads"), ("max_position_embeddings", "context")) if hasattr(c, k)]  # fmt: skip
-    kind = "A GPT" if getattr(c, "model_type", "") == "hfpipe_gpt" else f"A {type(model).__name__}"
-    return f"{kind} ({n:,} parameters" + (f": {', '.join(shape)}" if shape else "") + ")."
+    gpt = getattr(c, "model_type", "") == "hfpipe_gpt"
+    kind = "A GPT" if gpt else f"A {type(model).__name__}"
+    text = f"{kind} ({n:,} parameters" + (f": {', '.join(shape)}" if shape else "") + ")"
+    if gpt:
+        from ..models.gpt.configuration_gpt import describe_architecture
+
+        text += f"; architecture: {describe_architecture(c)}"
+    return text + "."
 
 
 def write_model_card(out: str | Path, model, *, stage: str, metrics: dict, steps: int, repo: str | None = None,

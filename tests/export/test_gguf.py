@@ -71,6 +71,12 @@ def test_unfaithful_exports_are_refused_and_nothing_written(tmp_path, bpe_tokeni
     with pytest.raises(ValueError, match="tanh"):
         export_gguf(tmp_path / "erf", tmp_path / "out" / "erf.gguf")
 
+    llama = tiny_causal_lm(bpe_tokenizer, train_steps=0, position="rope", norm="rmsnorm", mlp="swiglu")
+    llama.save_pretrained(tmp_path / "llama")
+    bpe_tokenizer.save_pretrained(tmp_path / "llama")
+    with pytest.raises(ValueError, match="this model has position='rope', norm='rmsnorm', mlp='swiglu'"):
+        export_gguf(tmp_path / "llama", tmp_path / "out" / "llama.gguf")
+
     with pytest.raises(ValueError, match="outtype"):
         export_gguf(tmp_path / "erf", tmp_path / "out" / "x.gguf", outtype="q2_k")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

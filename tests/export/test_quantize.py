@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 from hfpipe.evaluation.perplexity import block_perplexity
 from hfpipe.export.compare import directory_size, text_blocks
 from hfpipe.export.quantize import quantize_int8
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 
 from .conftest import TEXT, tiny_causal_lm
 
@@ -54,6 +55,24 @@ def test_tied_and_gpt2_checkpoints_quantize(tmp_path, bpe_tokenizer):
     q = AutoModelForCausalLM.from_pretrained(quantize_int8(tmp_path / "gpt2", tmp_path / "gpt2-int8"))
     assert "Int8Tensor" in _int8_types(q)
     torch.testing.assert_close(q(ids).logits, gpt2.eval()(ids).logits, atol=0.2, rtol=0)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "nanochat"])
+def test_modern_architectures_quantize(tmp_path, bpe_tokenizer, architecture):
+    """Every Linear (fused qkv with grouped-query widths, swiglu's gate_up) is int8; norms stay float."""
+    switches = {k: v for k, v in GPT_ARCHITECTURES[architecture].items() if k != "n_kv_heads"}
+    model = tiny_causal_lm(
+        bpe_tokenizer, n_heads=4, n_kv_heads=2 if architecture == "llama" else 1, **switches
+    )
+    model.save_pretrained(tmp_path / "model")
+    bpe_tokenizer.save_pretrained(tmp_path / "model")
+    quantized = AutoModelForCausalLM.from_pretrained(
+        quantize_int8(tmp_path / "model", tmp_path / "int8")
+    ).eval()
+    linears = [m for m in quantized.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m.weight).__name__ == "Int8Tensor" for m in linears)
+    blocks = text_blocks(bpe_tokenizer, TEXT, 64, max_blocks=4)
+    assert block_perplexity(quantized, blocks) == pytest.approx(block_perplexity(model, blocks), rel=0.02)
 
 
 def test_bad_input_is_refused_and_nothing_written(tmp_path, tiny_dir):

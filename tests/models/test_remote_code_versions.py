@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from hfpipe import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+from hfpipe.models.gpt import GPT_ARCHITECTURES
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,7 @@ CHILD = r"""
 import importlib.util, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable___hfpipe" not in getattr(f, "__module__", "")]
 assert importlib.util.find_spec("hfpipe") is None, "hfpipe is still importable"
+sys.modules["kernels"] = None  # the installed (newest) kernels breaks older transformers' import: hide it
 import torch, transformers
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 lm_dir, cls_dir, inputs, out_path = sys.argv[1:]
@@ -52,11 +54,12 @@ torch.save({"cached": cached, "uncached": uncached,
 """
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A causal LM and a classifier saved with their code, left-padded inputs, and this release's outputs."""
+@pytest.fixture(scope="module", params=sorted(GPT_ARCHITECTURES))
+def saved(request, tmp_path_factory):
+    """A causal LM and a classifier (of each architecture) saved with their code, left-padded inputs, and this
+    release's outputs."""
     root = tmp_path_factory.mktemp("remote-code-versions")
-    config = GPTConfig.from_preset("tiny", eos_token_id=1, bos_token_id=None, pad_token_id=0)
+    config = GPTConfig.from_preset("tiny", request.param, eos_token_id=1, bos_token_id=None, pad_token_id=0)
     torch.manual_seed(0)
     lm = GPTForCausalLM._from_config(config, attn_implementation="eager").eval()
     cls = GPTForSequenceClassification._from_config(config, attn_implementation="eager").eval()
@@ -78,12 +81,26 @@ def saved(tmp_path_factory):
     return root, expected
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """``installed(release)``: a directory holding that transformers release, installed once per module."""
+    sites = {}
+
+    def install(release: str):
+        if release not in sites:
+            site = tmp_path_factory.mktemp(f"transformers-{release}")
+            pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+            subprocess.run([*pip, f"transformers=={release}", *RELEASES[release]], check=True, timeout=600)
+            sites[release] = site
+        return sites[release]
+
+    return install
+
+
 @pytest.mark.parametrize("release", RELEASES)
-def test_remote_code_under_old_release(saved, tmp_path, release):
+def test_remote_code_under_old_release(saved, installed, tmp_path, release):
     root, expected = saved
-    site = tmp_path / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
-    subprocess.run([*pip, f"transformers=={release}", *RELEASES[release]], check=True, timeout=600)
+    site = installed(release)
     env = {
         **os.environ,
         "PYTHONPATH": str(site),

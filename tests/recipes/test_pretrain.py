@@ -134,6 +134,21 @@ def test_pretrain_end_to_end(corpus, tmp_path, capsys):
     torch.testing.assert_close(model(**ids).logits, trainer.model.eval()(**ids).logits)
 
 
+@pytest.mark.parametrize("architecture", ["llama", "nanochat"])
+def test_pretrain_a_modern_architecture(corpus, tmp_path, architecture):
+    """``architecture:`` beside ``model_preset``: the run learns, saves the layout and reloads the same model."""
+    out = tmp_path / "run"
+    trainer = pretrain.main(tiny_args(corpus, out, "--architecture", architecture, "--n_heads", "4"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["position"], config["norm"]) == ("rope", "rmsnorm")
+    assert config["n_kv_heads"] == {"llama": 2, "nanochat": 1}[architecture]
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert metrics["eval_loss"] < math.log(300) - 1.0
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = AutoTokenizer.from_pretrained(out)("the cat sat on the", return_tensors="pt")
+    torch.testing.assert_close(model(**ids).logits, trainer.model.eval()(**ids).logits)
+
+
 def test_yaml_then_cli_precedence_and_unknown_key(corpus, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("emb_dim: 48\nn_heads: 3\nlearning_rate: 0.01\n")
@@ -291,7 +306,10 @@ def test_fsdp_on_a_cpu_only_launch_is_refused(monkeypatch, tmp_path):
 
 
 def test_two_process_cpu_launch_trains_the_same_model_on_both_ranks(corpus, tmp_path):
-    """accelerate launch with accelerate_configs/cpu.yaml: DDP over 2 gloo ranks trains identical replicas."""
+    """accelerate launch with accelerate_configs/cpu.yaml: DDP over 2 gloo ranks trains identical replicas.
+
+    In the llama layout (rope, GQA, swiglu, no biases): DDP wraps any layout alike; the book's runs in the
+    FSDP test (test_pretrain_fsdp.py)."""
     out = tmp_path / "ddp"
     script = tmp_path / "launch_and_digest.py"
     script.write_text(
@@ -316,6 +334,7 @@ def test_two_process_cpu_launch_trains_the_same_model_on_both_ranks(corpus, tmp_
         "29517",
         str(script),
         *tiny_args(corpus, out, "--max_steps", "8", "--eval_steps", "8", "--save_steps", "8"),
+        *("--architecture", "llama", "--n_heads", "4"),
     ]
     # the bf16 branch, as on a CPU with AVX512-BF16/AMX: auto bf16 must come with use_cpu on every rank
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFPIPE_FAST_BF16": "1"}

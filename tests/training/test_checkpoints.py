@@ -29,3 +29,22 @@ def test_other_ranks_leave_the_decision_to_the_main_process(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f".{RUN_FILE}.tmp"]
     with pytest.raises(CheckpointError, match="files of another run"):
         prepare_output_dir(args(out, rank=0, lr=1e-3))
+
+
+def test_architecture_check_reads_a_config_saved_before_the_switches(tmp_path):
+    """A checkpoint whose config.json predates the architecture switches is the book's layout, not a mismatch."""
+    from hfpipe import GPTConfig
+    from hfpipe.training.checkpoints import check_same_architecture
+
+    book = GPTConfig.from_preset("tiny")
+    switch_keys = {"position", "rope_theta", "rope_scaling_parameters", "norm", "norm_weight", "mlp",
+                   "intermediate_size", "n_kv_heads", "qk_norm", "bias"}  # fmt: skip
+    ckpt = tmp_path / "checkpoint-10"
+    ckpt.mkdir()
+    old = {k: v for k, v in book.to_dict().items() if k not in switch_keys}
+    (ckpt / "config.json").write_text(json.dumps(old))
+    check_same_architecture(ckpt, book)
+    with pytest.raises(CheckpointError, match="position: checkpoint 'learned' vs this run 'rope'"):
+        check_same_architecture(ckpt, GPTConfig.from_preset("tiny", "llama"))
+    with pytest.raises(CheckpointError, match="n_kv_heads: checkpoint 4 vs this run 2"):
+        check_same_architecture(ckpt, GPTConfig.from_preset("tiny", n_kv_heads=2))

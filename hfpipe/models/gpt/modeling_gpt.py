@@ -147,7 +147,7 @@ class GPTRMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float, weight: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim)) if weight else None
-        self.eps = eps
+        self.dim, self.eps = dim, eps
 
     def forward(self, hidden_states):
         input_dtype = hidden_states.dtype
@@ -157,7 +157,7 @@ class GPTRMSNorm(nn.Module):
         return hidden_states if self.weight is None else self.weight * hidden_states
 
     def extra_repr(self):
-        return f"{self.weight is not None and tuple(self.weight.shape)}, eps={self.eps}"
+        return f"{self.dim}, eps={self.eps}, weight={self.weight is not None}"
 
 
 def make_norm(config: GPTConfig, dim: int) -> nn.Module:
