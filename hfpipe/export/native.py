@@ -232,6 +232,13 @@ def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
     return _load(GPTForCausalLM(config).to(model.dtype), {k: v.clone() for k, v in state.items()})
 
 
+def _check_output_dir(source: str, output_dir: str | os.PathLike) -> None:
+    if Path(output_dir).expanduser().resolve() == Path(source).expanduser().resolve():
+        raise ValueError(
+            f"output_dir {str(output_dir)!r} is the model being converted; choose another directory"
+        )
+
+
 def _save(model: PreTrainedModel, tokenizer, output_dir: str | os.PathLike) -> Path:
     def save(tmp: Path) -> None:
         model.save_pretrained(tmp)
@@ -254,6 +261,7 @@ def export_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
     tokenizer; returns the directory. ValueError, naming the switch, for a layout with no native class."""
     source = str(model_name_or_path)
     check_exists(source)
+    _check_output_dir(source, output_dir)
     if not is_adapter(source):
         config = read_config(source)
         if config.get("model_type") in NATIVE_TYPES:
@@ -274,6 +282,7 @@ def export_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
 def import_native(model_name_or_path: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """Save a Llama or Qwen3 checkpoint directory (or Hub id) as an hfpipe GPT directory with its tokenizer."""
     source = str(model_name_or_path)
+    _check_output_dir(source, output_dir)
     model_type = read_config(source).get("model_type")
     if model_type not in NATIVE_TYPES:
         raise ValueError(f"{source} is a {model_type!r} model; the import takes {' or '.join(NATIVE_TYPES)}")

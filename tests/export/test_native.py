@@ -213,3 +213,12 @@ def test_a_lora_adapter_exports_merged(exported, tmp_path):
     with torch.no_grad():
         assert (native(ids).logits - merged(ids).logits).abs().max().item() <= 1e-5
         assert (base(ids).logits - merged(ids).logits).abs().max().item() > 1e-3  # the adapter counts
+
+
+def test_output_dir_must_not_be_the_source(exported):
+    source, native = exported["llama"]
+    with pytest.raises(ValueError, match="is the model being converted"):
+        export_native(source, source)
+    with pytest.raises(ValueError, match="is the model being converted"):
+        import_native(native, native)
+    assert (source / "model.safetensors").is_file()
