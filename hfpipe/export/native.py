@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen3Config, Qwen3ForCausalLM
+from transformers.initialization import no_init_weights
 
 from hfpipe.io import save_atomically
 from hfpipe.loading import check_exists, is_adapter, load_model, load_tokenizer, read_config
@@ -212,9 +213,9 @@ def to_native(model: GPTForCausalLM) -> LlamaForCausalLM | Qwen3ForCausalLM:
                 state.update(zip(parts, src[ours].split(rows, dim=0)))
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    return _load(
-        NATIVE_TYPES[config.model_type](config).to(model.dtype), {k: v.clone() for k, v in state.items()}
-    )
+    with no_init_weights():  # every weight is loaded next (_load checks it): a random init would be wasted
+        native = NATIVE_TYPES[config.model_type](config).to(model.dtype)
+    return _load(native, {k: v.clone() for k, v in state.items()})
 
 
 def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
@@ -229,7 +230,9 @@ def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
                 state[ours] = torch.cat([src[p] for p in parts], dim=0)
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    return _load(GPTForCausalLM(config).to(model.dtype), {k: v.clone() for k, v in state.items()})
+    with no_init_weights():
+        gpt = GPTForCausalLM(config).to(model.dtype)
+    return _load(gpt, {k: v.clone() for k, v in state.items()})
 
 
 def _check_output_dir(source: str, output_dir: str | os.PathLike) -> None:
