@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> str:
     text = (
         f"# Native export\n\n`python benchmarks/bench_native_export.py --preset {args.preset}`\n\n"
         + table(rows)
-        + f"\n\nEach time includes loading the source, converting, saving (safetensors and tokenizer) and, for the "
-        f"export, nothing else; the logit differences are fp32, on 16 tokens (`max_logit_difference`). "
+        + "\n\nA time is loading the source, converting and saving (safetensors and tokenizer); the logit "
+        "check is not in it. Logit differences: fp32, 16 tokens, against the hfpipe source (`max_logit_difference`). "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; torch {torch.__version__}, "
         f"Python {sys.version.split()[0]}.\n"
     )
