@@ -66,8 +66,9 @@ from hfpipe.training.throughput import flops_per_token, measure_matmul_peak
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
+import book_vs_modern  # noqa: E402  (benchmarks/, this script's directory)
 import pretrain  # noqa: E402
-import vs_nanogpt  # noqa: E402  (benchmarks/, this script's directory)
+import vs_nanogpt  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "pretrain.md"
 SHARED = REPO.parent / "shared" / "data"
@@ -390,6 +391,7 @@ def render(
     shk: dict | None,
     elapsed: float,
     done: bool,
+    bvm: tuple[list, int | None] | None = None,
 ) -> str:
     lines = [
         "# Pretraining: recipes/pretrain.py vs a plain Trainer on GPT2LMHeadModel (fp32, bf16) and vs nanoGPT",
@@ -404,6 +406,8 @@ def render(
         lines += render_throughput(s, quick, tp, peak, features["cpu_has_fast_bf16"])
     if shk is not None and shk["runs"]:
         lines += vs_nanogpt.render(shk, quick=shk["plan"].steps != vs_nanogpt.FULL_STEPS)
+    if bvm is not None:
+        lines += book_vs_modern.render(*bvm)
     return "\n".join(lines) + "\n"
 
 
@@ -440,6 +444,24 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument(
         "--without-bf16", dest="bf16", action="store_false", help="no bf16 tinyshakespeare run"
+    )
+    parser.add_argument(
+        "--without-modern",
+        dest="modern",
+        action="store_false",
+        help="no shakespeare_char_modern.yaml run (the time to nanoGPT's loss) beside the tinyshakespeare pair",
+    )
+    parser.add_argument(
+        "--with-book-vs-modern",
+        dest="book_vs_modern",
+        action="store_true",
+        default=None,
+        help="the quickstart corpus with the book preset + AdamW against the modern preset + Muon (the default, "
+        "except with --quick)",
+    )
+    parser.add_argument("--without-book-vs-modern", dest="book_vs_modern", action="store_false")
+    parser.add_argument(
+        "--book-vs-modern-steps", type=int, default=None, help="override both quickstart configs' max_steps"
     )
     parser.add_argument(
         "--with-compile",
@@ -480,8 +502,11 @@ def main(argv: list[str] | None = None) -> str:
     if args.repeats:
         s = dataclasses.replace(s, repeats=args.repeats)
     with_shakespeare = not args.quick if args.shakespeare is None else args.shakespeare
-    if not args.throughput and not with_shakespeare:
-        parser.error("--without-throughput needs the tinyshakespeare runs (drop --without-shakespeare)")
+    with_bvm = not args.quick if args.book_vs_modern is None else args.book_vs_modern
+    if not args.throughput and not with_shakespeare and not with_bvm:
+        parser.error(
+            "nothing to run: --without-throughput, --without-shakespeare and --without-book-vs-modern"
+        )
     plan = vs_nanogpt.Plan(
         steps=args.shakespeare_max_steps or vs_nanogpt.FULL_STEPS,
         eval_windows=args.shakespeare_eval_blocks,
@@ -489,17 +514,19 @@ def main(argv: list[str] | None = None) -> str:
         concurrent=not args.sequential,
         bf16=args.bf16,
         compile=args.with_compile,
+        modern=args.modern,
+        curves_png=args.output.with_name("pretrain_time_to_loss.png"),
     )
     text = (args.shared / "tinyshakespeare.txt").read_text(encoding="utf-8")[: s.text_chars]
     features = cpu_features()
     start = time.perf_counter()
-    tp, shk = None, None
+    tp, shk, bvm = None, None, None
     args.output.parent.mkdir(parents=True, exist_ok=True)
 
     def write(done: bool = False) -> str:
         peak = {dtype: max(values) for dtype, values in peaks.items()}
         elapsed = time.perf_counter() - start
-        table = render(s, args.quick, features, peak, tp, shk, elapsed, done)
+        table = render(s, args.quick, features, peak, tp, shk, elapsed, done, bvm)
         args.output.write_text(table)
         return table
 
@@ -519,6 +546,10 @@ def main(argv: list[str] | None = None) -> str:
                 write()
 
             vs_nanogpt.run_all(args.shared, work / "shakespeare", plan, progress, update, args.nanogpt)
+        if with_bvm:
+            runs = book_vs_modern.run_all(work / "book-vs-modern", progress, args.book_vs_modern_steps)
+            bvm = (runs, args.book_vs_modern_steps)
+            write()
     table = write(done=True)
     print(table)
     return table

@@ -38,6 +38,11 @@ class Regions:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.stack: list[list] = [["imports", START]]  # the base region: what no wrapper covers
+        self.curve: list[list[float]] = []  # [seconds since start, step, validation loss] at each evaluation
+
+    def record_validation(self, step: int, loss: float) -> None:
+        """One point of the loss curve against wall time."""
+        self.curve.append([time.perf_counter() - START, step, float(loss)])
 
     def switch_base(self, label: str) -> None:
         """Charge the time since the last switch to the base region, then continue under ``label``."""
@@ -84,6 +89,7 @@ class Regions:
             "seconds": dict(self.seconds),
             "calls": dict(self.calls),
             "wall_inside": time.perf_counter() - START,
+            "curve": self.curve,
         }
 
 
@@ -117,6 +123,16 @@ def instrument_hfpipe(regions: Regions) -> None:
     for event in ("on_step_begin", "on_step_end", "on_optimizer_step"):
         w(CallbackHandler, event, "callbacks (step begin/end)")
     w(Trainer, "_maybe_log_save_evaluate", "logging")
+    original_evaluate = Trainer.evaluate
+
+    @functools.wraps(original_evaluate)
+    def evaluate(self, *args, **kwargs):
+        metrics = original_evaluate(self, *args, **kwargs)
+        if "eval_loss" in metrics:
+            regions.record_validation(self.state.global_step, metrics["eval_loss"])
+        return metrics
+
+    Trainer.evaluate = evaluate
     w(Trainer, "_evaluate", "evaluation")
     w(Trainer, "_save_checkpoint", "checkpoint")
     w(CallbackHandler, "on_save", "checkpoint")
@@ -170,11 +186,19 @@ def run_nanogpt(argv: list[str], regions: Regions, nanogpt_dir: Path) -> None:
     source = (nanogpt_dir / "train.py").read_text()
     hooks = {
         "# init these up here": "_loop_start()\nget_batch = _timed(get_batch, 'data loading')\n",
-        "# learning rate decay scheduler": "estimate_loss = _timed(estimate_loss, 'evaluation')\n",
+        "# learning rate decay scheduler": "estimate_loss = _timed(_recorded(estimate_loss), 'evaluation')\n",
     }
     for marker, hook in hooks.items():
         assert source.count(marker) == 1, f"nanoGPT's train.py changed: {marker!r} not found once"
         source = source.replace(marker, hook + marker)
+
+    def recorded(fn):  # estimate_loss: {"train": ..., "val": ...} at the global iter_num
+        def estimate():
+            losses = fn()
+            regions.record_validation(namespace["iter_num"], losses["val"])
+            return losses
+
+        return estimate
 
     def timed(fn, label):
         holder = type("Holder", (), {"fn": staticmethod(fn)})
@@ -186,7 +210,7 @@ def run_nanogpt(argv: list[str], regions: Regions, nanogpt_dir: Path) -> None:
 
     printed = timed(print, "logging")
     namespace = {"__name__": "__main__", "__file__": str(nanogpt_dir / "train.py"), "_timed": timed,
-                 "_loop_start": loop_start, "print": printed}  # fmt: skip
+                 "_loop_start": loop_start, "print": printed, "_recorded": recorded}  # fmt: skip
     sys.argv = ["train.py", *argv]
     exec(compile(source, str(nanogpt_dir / "train.py"), "exec"), namespace)
     regions.steps = namespace["iter_num"]

@@ -30,6 +30,8 @@ REPO = HERE.parent
 NANOGPT_ENV = "NANOGPT_DIR"  # a checkout of karpathy/nanoGPT
 PROFILER = HERE / "pretrain_profile.py"
 CONFIG = REPO / "recipes" / "configs" / "shakespeare_char.yaml"
+# The modern preset with Muon and its own (fewer) steps: judged by the time it takes to reach nanoGPT's loss.
+MODERN_CONFIG = REPO / "recipes" / "configs" / "shakespeare_char_modern.yaml"
 FULL_STEPS = 2000
 BLOCK = 64
 EVAL_INTERVAL = 250  # both configs'
@@ -102,13 +104,15 @@ def nanogpt_run(name: str, nanogpt_dir: Path, work: Path, steps: int, compile: b
     return Run(name, "nanogpt", args, work, out, nanogpt_dir=nanogpt_dir)
 
 
-def hfpipe_run(name: str, shared: Path, work: Path, steps: int, bf16: bool, compile: bool) -> Run:
-    """The recipe on the config as a user runs it; only the paths, the dtype (forced) and, for a reduced run,
-    max_steps are given on the command line."""
+def hfpipe_run(
+    name: str, shared: Path, work: Path, steps: int | None, bf16: bool, compile: bool, config: Path = CONFIG
+) -> Run:
+    """The recipe on ``config`` as a user runs it; only the paths, the dtype (forced) and, for a reduced run,
+    max_steps are given on the command line (``steps`` None: the config's own)."""
     out = work / f"{name}-out"
-    args = ["--config", str(CONFIG), "--dataset_name", str(shared / "tinyshakespeare.txt")]
+    args = ["--config", str(config), "--dataset_name", str(shared / "tinyshakespeare.txt")]
     args += ["--output_dir", str(out), "--bf16", "true" if bf16 else "false"]
-    if steps != FULL_STEPS:
+    if steps is not None and steps != FULL_STEPS:
         args += ["--max_steps", str(steps), *short_run_eval(steps, "--eval_steps={}")]
     if compile:
         args += ["--torch_compile", "true"]
@@ -250,7 +254,9 @@ class Plan:
     threads: int | None = None  # torch threads of each run (None: 1 when concurrent, else torch's default)
     concurrent: bool = True  # the nanoGPT and hfpipe runs of a pair at the same time
     bf16: bool = True  # also the recipe in bf16 autocast (quality check against fp32)
+    modern: bool = True  # also shakespeare_char_modern.yaml beside the first pair: time to nanoGPT's loss
     compile: bool = False  # also the pair with torch.compile (nanoGPT --compile=True, --torch_compile true)
+    curves_png: Path | None = None  # where the validation-loss-against-wall-time plot goes
 
 
 def reported_loss(run: Run) -> float | None:
@@ -283,12 +289,19 @@ def run_all(shared: Path, work: Path, plan: Plan, progress, update, nanogpt: Pat
             hfpipe_run(slug(hf_name), shared, work, plan.steps, bf16=False, compile=compile),
         ]
         runs[0].name, runs[1].name = nano_name, hf_name
+        if plan.modern and not compile:  # a third process beside them: the load hits all three alike
+            reduced = plan.steps if plan.steps != FULL_STEPS else None
+            runs.append(hfpipe_run("hfpipe-modern", shared, work, reduced, bf16=False, compile=False,
+                                   config=MODERN_CONFIG))  # fmt: skip
+            runs[2].name = "hfpipe modern"
         progress(
             f"tinyshakespeare: {nano_name} and {hf_name}, {'together' if plan.concurrent else 'in turn'}"
         )
         launch(runs, threads, plan.concurrent)
         finish(runs, nanogpt_dir, text, plan, state)
         update(state)
+    if plan.modern and plan.curves_png:
+        plot_curves(state["runs"], plan.curves_png)
     if plan.bf16:
         run = hfpipe_run("hfpipe-bf16", shared, work, plan.steps, bf16=True, compile=False)
         run.name = "hfpipe bf16"
@@ -305,6 +318,9 @@ def finish(runs: list[Run], nanogpt_dir: Path, text: str, plan: Plan, state: dic
         if run.side == "nanogpt":
             run.result["seconds"]["data preparation"] = state["prepare"]
             run.result["wall"] += state["prepare"]
+            run.result["curve"] = [
+                [t + state["prepare"], step, loss] for t, step, loss in run.result["curve"]
+            ]
             run.result["heldout"], run.result["windows"], run.result["checkpoint_step"] = nanogpt_heldout(
                 nanogpt_dir, run.out, text, plan.eval_windows
             )
@@ -313,6 +329,77 @@ def finish(runs: list[Run], nanogpt_dir: Path, text: str, plan: Plan, state: dic
             run.result["checkpoint_step"] = run.result["steps"]
         run.result["reported"] = reported_loss(run)
         state["runs"].append(run)
+
+
+def first_time_at(curve: list[list[float]], target: float) -> float | None:
+    """Seconds since the process started at which a run's own validation estimate first reached ``target``."""
+    return next((t for t, _, loss in curve if loss <= target), None)
+
+
+def plot_curves(runs: list[Run], path: Path) -> Path:
+    """Validation loss against wall time of every run with a curve, nanoGPT's final loss as a line; one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for run in runs:
+        curve = run.result.get("curve") or []
+        if curve:
+            ax.plot([t for t, _, _ in curve], [loss for _, _, loss in curve], marker="o", ms=3,
+                    label=f"{run.name} ({run.result['steps']:,} steps, {run.result['wall']:.0f} s)")  # fmt: skip
+            ax.axvline(run.result["wall"], color=ax.lines[-1].get_color(), ls=":", lw=1)
+    nano = next((r for r in runs if r.name == "nanoGPT"), None)
+    if nano and nano.result.get("reported") is not None:
+        ax.axhline(nano.result["reported"], color="grey", ls="--", lw=1,
+                   label=f"target: nanoGPT's final validation loss {nano.result['reported']:.3f}")  # fmt: skip
+    ax.set_xlabel("wall time since the process started (s); dotted: the run's end")
+    ax.set_ylabel("validation loss (each run's own estimate)")
+    ax.set_ylim(top=min(3.0, ax.get_ylim()[1]))
+    ax.set_title("Character-level tinyshakespeare: validation loss against wall time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+TIME_TO_LOSS_GOAL = 0.5  # issue 21: hfpipe modern reaches nanoGPT's loss in <= 0.5x nanoGPT's wall time
+
+
+def render_time_to_loss(runs: dict[str, Run], plan: Plan, status) -> list[str]:
+    """The time-to-loss lines: the modern config's whole run against nanoGPT's, at nanoGPT's held-out loss."""
+    if "hfpipe modern" not in runs or "nanoGPT" not in runs:
+        return []
+    hf, ng = runs["hfpipe modern"].result, runs["nanoGPT"].result
+    ratio = hf["wall"] / ng["wall"]
+    reached = hf["heldout"] <= ng["heldout"] + 0.005
+    seen = first_time_at(hf.get("curve", []), ng["reported"]) if ng.get("reported") is not None else None
+    lines = [
+        "",
+        "### Time to nanoGPT's loss: the modern preset with Muon",
+        "",
+        f"`recipes/configs/shakespeare_char_modern.yaml` ran beside the two runs above (a third process, one "
+        f"thread, the same data and evaluation windows), its own {hf['steps']:,} steps, start to finish (start-up, "
+        f"tokenizer, data, evaluation and the final save included). The target is nanoGPT's {FULL_STEPS:,}-step "
+        "model: its held-out loss on the windows above.",
+        "",
+        f"- **time to nanoGPT's loss: {ratio:.2f}x nanoGPT's wall time** ({hf['wall']:.0f} s vs {ng['wall']:.0f} s; "
+        f"goal <= {TIME_TO_LOSS_GOAL}x: {status(ratio <= TIME_TO_LOSS_GOAL and reached)}); held-out loss "
+        f"{hf['heldout']:.4f} vs nanoGPT's {ng['heldout']:.4f} ({'reached' if reached else 'NOT reached'}; "
+        "within 0.005 counts as reached).",
+    ]
+    if seen is not None:
+        lines.append(f"- by its own validation estimate it first reached nanoGPT's final estimate "
+                     f"({ng['reported']:.4f}) {seen:.0f} s after it started.")  # fmt: skip
+    if plan.curves_png:
+        lines.append(f"- loss against wall time of every run: `{plan.curves_png.name}`.")
+    return lines
 
 
 PUBLISHED_LOSS = 1.88  # nanoGPT's README, for its CPU command
@@ -358,7 +445,8 @@ def render(state: dict, quick: bool) -> list[str]:
         "| run | wall time | vs nanoGPT (same compile) | held-out loss | vs nanoGPT | loss it reported | steps |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    peer = {"hfpipe": "nanoGPT", "hfpipe compiled": "nanoGPT compiled", "hfpipe bf16": "nanoGPT"}
+    peer = {"hfpipe": "nanoGPT", "hfpipe compiled": "nanoGPT compiled", "hfpipe bf16": "nanoGPT",
+            "hfpipe modern": "nanoGPT"}  # fmt: skip
     for name, run in runs.items():
         r, ref = run.result, runs.get(peer.get(name, ""))
         ratio = f"{r['wall'] / ref.result['wall']:.2f}x" if ref else ""
@@ -382,6 +470,7 @@ def render(state: dict, quick: bool) -> list[str]:
             f"- nanoGPT's README reports {PUBLISHED_LOSS} for this command; here its own estimate ended at "
             f"{runs['nanoGPT'].result['reported']:.4f}."
         )
+    lines += render_time_to_loss(runs, plan, status)
     if "hfpipe compiled" in runs and "nanoGPT compiled" in runs:
         hf, ng = runs["hfpipe compiled"].result, runs["nanoGPT compiled"].result
         lines.append(f"- both with torch.compile: {hf['wall'] / ng['wall']:.2f}x (compilation included).")

@@ -54,3 +54,12 @@ def write_json_atomically(obj, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON to ``path`` through a temp file: a crash never leaves half a file."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
     return write_file_atomically(lambda tmp: tmp.write_text(text, encoding="utf-8"), path)
+
+
+def check_output_dir(path: str | os.PathLike, key: str = "output_dir") -> None:
+    """ValueError naming ``path`` when it, or a folder it would be made in, is a file: it cannot be a directory."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.is_file():
+            where = "is a file" if part == path else f"is inside {str(part)!r}, which is a file"
+            raise ValueError(f"{key} {str(path)!r} {where}, not a directory; choose another {key}")

@@ -39,6 +39,7 @@ from .convert import gpt2_to_gpt, gpt_to_gpt2
 from .hub import check_hub_name, looks_local
 from .io import save_atomically, write_file_atomically
 from .models.gpt import GPTConfig, GPTForCausalLM, GPTForSequenceClassification
+from .tokenization import load_gpt2_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,6 @@ def load_tokenizer(name_or_path: str | os.PathLike, model_max_length: int | None
     A peft adapter directory without tokenizer files gives its base model's tokenizer. Never runs remote code.
     """
     check_exists(name_or_path, "tokenizer")  # first: a typo fails before the tokenizer code is imported
-    from .tokenization import load_gpt2_tokenizer
 
     path = Path(name_or_path).expanduser()
     if path.is_dir() and not any((path / f).is_file() for f in TOKENIZER_FILES):

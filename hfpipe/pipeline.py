@@ -15,7 +15,9 @@ Outputs are wired to inputs: the tokenizer to pretraining, the newest language m
 reward model, quantization, GGUF and native export, the reward model to RL, every language model to
 evaluation. A key the stage sets itself wins. A finished stage whose settings and inputs are unchanged (its
 fingerprint) is skipped; a changed one reruns from scratch, and so does every stage after it that takes its
-output; an interrupted one resumes through its recipe's own resume.
+output; an interrupted one resumes through its recipe's own resume. Before the first stage runs, every stage's
+inputs are checked (``hfpipe.preflight``): bad data or a wrong path is one line in seconds, not an error after
+pretraining.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from pathlib import Path
 
 import yaml
 
-from .io import write_json_atomically
-from .recipe_args import ConfigError, parse_recipe_args
+from .configs import resolve_config
+from .io import check_output_dir, write_json_atomically
+from .recipe_args import ConfigError, optimizer_keys, parse_recipe_args
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "pipeline.json"
@@ -74,6 +77,8 @@ INPUTS = {
 # stages every process of a multi-process launch runs together; the others run on the main process only
 DISTRIBUTED = {"pretrain", "finetune_classifier", "sft", "reward_model", "dpo", "rl", "distill"}
 PIPELINE_KEYS = {"output_dir", "seed", "stages", "report_prompts"}
+# arguments whose files' contents are in the fingerprint
+FILE_KEYS = ("--config", "--dataset_name", "--eval_file")
 
 
 @dataclass
@@ -86,17 +91,17 @@ class Stage:
     output: Path
     inputs: dict[str, str] = field(default_factory=dict)  # key -> the stage whose output it takes
     fingerprint: str = ""
-    action: str = "run"  # run | skip | rerun | resume
+    action: str = "run"  # run | skip | rerun | resume | restart
     why: str = ""
+    parsed: tuple = field(default=(), repr=False)  # its recipe's settings, parsed (checked before a run)
 
 
 def load_pipeline(path: str, overrides: dict | None = None) -> dict:
     """The pipeline YAML with command-line overrides (``{"key": v}``, ``{"stage.key": v}``) applied; variables
     (``"{name}"``) substituted. Unknown stages and top-level keys that nothing uses are errors."""
+    file = resolve_config(path, what="pipeline config")
     try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline config {path!r} does not exist") from None
+        spec = yaml.safe_load(file.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"pipeline config {path!r} is not valid YAML: {err}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("stages"), dict) or not spec["stages"]:
@@ -132,7 +137,8 @@ def load_pipeline(path: str, overrides: dict | None = None) -> dict:
         raise ConfigError(f"{path}: unknown key(s) {unused}: neither a pipeline setting ({sorted(PIPELINE_KEYS)}) "
                           "nor a variable a stage uses")  # fmt: skip
     spec.setdefault("output_dir", "outputs/pipeline")
-    spec["_base"] = str(Path(path).resolve().parent)
+    spec["_file"] = str(file.resolve())
+    spec["_base"] = str(file.resolve().parent)
     return spec
 
 
@@ -164,7 +170,7 @@ def fingerprint(recipe: str, args: list[str], upstream: list[str]) -> str:
     files = []
     for i, arg in enumerate(args):
         prev = args[i - 1] if i else ""
-        if prev in ("--config", "--dataset_name", "--eval_file") and Path(arg).exists():
+        if prev in FILE_KEYS and Path(arg).exists():
             files.append(_file_identity(Path(arg)))
     blob = json.dumps([recipe, args, files, upstream], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -194,12 +200,14 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
         module, out_key, kind = RECIPES[recipe]
         arguments = importlib.import_module(f"hfpipe.cli.{module}").ARGUMENTS
         known = {f.name for dc in arguments for f in dc.__dataclass_fields__.values()}
+        known |= optimizer_keys(arguments)  # hfpipe's `optimizer: muon`... for a training recipe
         args, inputs = [], {}
         config = settings.pop("config", None)
         if config is not None:
-            path = Path(config) if Path(config).is_absolute() else Path(spec["_base"]) / config
-            if not path.is_file():
-                raise ConfigError(f"stage {name!r}: config {config!r} does not exist (looked at {path})")
+            try:  # beside the pipeline file first, then among the packaged configs
+                path = resolve_config(config, beside=spec["_base"])
+            except ConfigError as err:
+                raise ConfigError(f"stage {name!r}: {err}") from None
             args += ["--config", str(path)]
         output = out / name if out_key == "output_dir" else out / name / "model.gguf"
         for key, wanted in INPUTS.get(recipe, {}).items():
@@ -226,13 +234,14 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
         prints[name] = stage.fingerprint
         if kind:
             made.setdefault(kind, []).append(name)
-        stage.action, stage.why = _decide(stage, state.get("stages", {}).get(name), name in chosen)
+        saved = state.get("stages", {}).get(name)
+        stage.action, stage.why = _decide(stage, saved, name in chosen, {s.name: s for s in stages})
         if stage.action != "skip":
             try:  # every value checked by the recipe's own parser before anything runs
-                parse_recipe_args(arguments, args)
+                stage.parsed = tuple(parse_recipe_args(arguments, args))
             except (ValueError, OSError) as err:
                 raise ConfigError(f"stage {name!r}: {err}") from None
-        if stage.action in ("run", "rerun", "resume"):
+        if stage.action != "skip":
             for s in upstream:
                 if not (state.get("stages", {}).get(s, {}).get("status") == "done" or s in chosen):
                     raise ConfigError(f"stage {name!r} needs the output of stage {s!r} ({out / s}), which has not "
@@ -241,16 +250,57 @@ def plan(spec: dict, only: list[str] | None = None, start: str | None = None, un
     return stages
 
 
-def _decide(stage: Stage, saved: dict | None, chosen: bool) -> tuple[str, str]:
+def _decide(stage: Stage, saved: dict | None, chosen: bool, earlier: dict[str, Stage]) -> tuple[str, str]:
     if not chosen:
         return "skip", "not selected"
     if saved is None:
         return "run", "new"
     if saved.get("fingerprint") != stage.fingerprint:
-        return "rerun", "its settings or inputs changed"
+        return "rerun", _why_rerun(stage, saved, earlier)
     if saved.get("status") == "done":
         return "skip", "done, unchanged"
-    return "resume", "interrupted: resumes from its last checkpoint"
+    if stage.recipe not in DISTRIBUTED:  # only training stages keep checkpoints
+        return "restart", "interrupted: runs again"
+    from .training.checkpoints import find_resume_checkpoint
+
+    checkpoint = find_resume_checkpoint(stage.output, is_main_process=False)
+    if checkpoint is None:
+        return "restart", "interrupted before its first checkpoint: starts at step 0"
+    return "resume", f"interrupted: resumes from {checkpoint.name}"
+
+
+def settings_of(args: list[str]) -> dict[str, str]:
+    """What a recipe command line sets, as ``{key: value}`` strings: its config file's keys, then its flags (which
+    win, as in the recipe). Recorded with each stage, so a rerun can name the keys that changed."""
+    flags, key = {}, None
+    for arg in args:
+        if arg.startswith("--"):
+            key = arg[2:]
+            flags[key] = None
+        elif key is not None:
+            flags[key] = arg if flags[key] is None else f"{flags[key]} {arg}"  # a list's values
+    try:
+        config = yaml.safe_load(Path(flags["config"]).read_text()) if "config" in flags else None
+    except (OSError, yaml.YAMLError):
+        config = None
+    return {**{k: str(v) for k, v in (config if isinstance(config, dict) else {}).items()}, **flags}
+
+
+def _why_rerun(stage: Stage, saved: dict, earlier: dict[str, Stage]) -> str:
+    """What changed since the stage last ran: its keys (old -> new), a stage it follows, or a file it reads."""
+    reasons = []
+    if "settings" in saved:
+        old, new = saved["settings"], settings_of(stage.args)
+        changed = [k for k in {**old, **new} if old.get(k) != new.get(k)]
+        reasons += [f"{k} {old.get(k, 'unset')} -> {new.get(k, 'unset')}" for k in changed]
+    upstream = {s for v in stage.inputs.values() for s in v.split(", ")}
+    reruns = [repr(s) for s in earlier if s in upstream and earlier[s].action in ("run", "rerun")]
+    if reruns:
+        reasons.append(f"reruns because {' and '.join(reruns)} {'reruns' if len(reruns) == 1 else 'rerun'}")
+    if not reasons and "settings" in saved:
+        files = [Path(a).name for k, a in zip(stage.args, stage.args[1:]) if k in FILE_KEYS]
+        reasons.append(f"a file it reads changed ({', '.join(files)})" if files else "its inputs changed")
+    return "; ".join(reasons) or "its settings or inputs changed"
 
 
 def describe(stages: list[Stage]) -> str:
@@ -325,14 +375,23 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
     """Plan, then run the stages that need it, then write the report card. Returns the pipeline's state."""
     from accelerate import PartialState
 
+    from .preflight import check_stages
+
     spec = load_pipeline(config, overrides)
+    out = Path(spec["output_dir"])
+    try:
+        check_output_dir(out)
+    except ValueError as err:
+        raise ConfigError(f"pipeline {config}: {err}") from None
     stages = plan(spec, only, start, until)
     print(describe(stages))
+    check_stages(stages)  # every stage's inputs, before the first one runs
     if dry_run:
-        return read_state(Path(spec["output_dir"]))
-    out = Path(spec["output_dir"])
+        checked = sum(s.action != "skip" for s in stages)
+        print(f"checked the inputs of {checked} stage(s): data, models, output_dir (--dry_run: nothing ran)")
+        return read_state(out)
     main = PartialState().is_main_process
-    state = _lock(out, str(Path(config).resolve())) if main else {"stages": read_state(out).get("stages", {})}
+    state = _lock(out, spec["_file"]) if main else {"stages": read_state(out).get("stages", {})}
     try:
         for stage in stages:
             if stage.action == "skip":
@@ -343,7 +402,8 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
             if main:
                 state["stages"][stage.name] = {"fingerprint": stage.fingerprint, "status": "running",
                                                "recipe": stage.recipe, "output": str(stage.output),
-                                               "args": stage.args, "started": started}  # fmt: skip
+                                               "args": stage.args, "settings": settings_of(stage.args),
+                                               "started": started}  # fmt: skip
                 _write_state(out, state)
             PartialState().wait_for_everyone()
             try:

@@ -25,7 +25,7 @@ from .data.stdlib_corpus import stdlib_corpus_path
 from .hardware import launched_on_cpu_only
 from .loading import check_exists, load_model, load_tokenizer
 from .models.gpt import GPT_ARCHITECTURES, GPT_PRESETS, GPTConfig, GPTForCausalLM
-from .tokenization import tokenizer_for_run
+from .tokenizer_run import tokenizer_for_run
 from .training.callbacks import generate_sample, standard_callbacks
 from .training.checkpoints import find_resume_checkpoint
 from .training.run import finish_run, prepare_output_dir, train_and_evaluate

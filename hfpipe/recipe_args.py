@@ -29,15 +29,14 @@ from trl import TrlParser
 
 from . import hardware
 from .compat import quiet_known_deprecations, training_key_translations
+from .configs import ConfigError, resolve_config
 from .hardware import launched_on_cpu_only
+from .io import check_output_dir
+from .training.muon import OptimizerArguments, check_muon_fits
 
 logger = logging.getLogger(__name__)
 
 DEBUG_ENV = "HFPIPE_DEBUG"
-
-
-class ConfigError(ValueError):
-    """A recipe configuration that cannot be used as given."""
 
 
 def _known_keys(dataclass_types) -> set[str]:
@@ -46,12 +45,7 @@ def _known_keys(dataclass_types) -> set[str]:
 
 def _check_yaml(path: str, known: set[str]) -> dict:
     try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path!r} does not exist; pass an existing YAML file to --config"
-        ) from None
+        data = yaml.safe_load(resolve_config(path).read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path!r} is not valid YAML: {err}") from None
     if data is None:
@@ -112,6 +106,12 @@ class RunArguments:
         default=False,
         metadata={"help": "Replace what output_dir holds; otherwise a different run there is refused."},
     )
+
+
+def optimizer_keys(dataclass_types: Sequence[type]) -> set[str]:
+    """hfpipe's optimizer settings (``optimizer: muon``...): keys of every recipe that trains."""
+    training = any(issubclass(t, TrainingArguments) for t in dataclass_types)
+    return _known_keys([OptimizerArguments]) if training else set()
 
 
 def _cli_keys(args: Sequence[str]) -> list[str]:
@@ -179,7 +179,7 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     args = list(sys.argv[1:] if args is None else args)
     types = list(dataclass_types)
     training = [t for t in types if issubclass(t, TrainingArguments)]
-    extra = [RunArguments] if training and RunArguments not in types else []
+    extra = [RunArguments, OptimizerArguments] if training and RunArguments not in types else []
     quiet_known_deprecations()
     known = _known_keys(types + extra)
     translations = training_key_translations(known)
@@ -187,7 +187,9 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     if "--config" in args:
         i = args.index("--config")
         if i + 1 >= len(args):
-            raise ConfigError("--config needs a path to a YAML file")
+            raise ConfigError(
+                "--config needs a YAML file, or the name of a packaged config (`hfpipe configs`)"
+            )
         yaml_data = _check_yaml(args[i + 1], known | set(translations))
         args = args[:i] + args[i + 2 :]
     yaml_data = _translate_yaml(yaml_data, translations)
@@ -203,12 +205,22 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
     parser.explicit_keys = [*yaml_data, *_cli_keys(args)]
     parser.set_defaults_with_config(**yaml_data)
     parsed = parser.parse_args_into_dataclasses(args=args)
+    for obj in parsed:
+        if getattr(obj, "output_dir", None):
+            try:
+                check_output_dir(obj.output_dir)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
     if extra:
-        run_args, parsed = parsed[-1], parsed[:-1]
+        (run_args, optimizer_args), parsed = parsed[-2:], parsed[:-2]
         for obj in parsed:
             if isinstance(obj, TrainingArguments):
                 obj.overwrite_output_dir = run_args.overwrite_output_dir
                 obj.hfpipe_run_settings = parser.run_settings
+                obj.hfpipe_optimizer = optimizer_args  # read by training.run.train_and_evaluate
+                if optimizer_args.optimizer == "muon":
+                    check_muon_fits(optim=getattr(obj.optim, "value", obj.optim), deepspeed=bool(obj.deepspeed),
+                                    peft=any(getattr(o, "use_peft", False) for o in parsed))  # fmt: skip
     return parsed
 
 

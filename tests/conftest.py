@@ -2,10 +2,17 @@
 
 `shared_data` points at ``../shared/data`` (reference data beside the project). In CI
 (``CI=true``) a missing directory is a hard failure; elsewhere the tests that need it skip.
+`import_script` (and the `load_script` fixture) import a script of the repository by its path; `hfpipe_wheel`
+builds hfpipe's wheel, once per session.
 """
 
+import importlib.util
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -20,7 +27,37 @@ os.environ.setdefault("HFPIPE_FAST_BF16", "0")
 
 import hfpipe  # noqa: E402,F401  (first: quiets optional libraries' import-time warnings)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def import_script(path: str | Path, name: str | None = None) -> ModuleType:
+    """Import a script by its path (relative to the repository: ``"recipes/pretrain.py"``) as module ``name``
+    (default: the file's stem), registered in ``sys.modules``: dataclasses and pickle look their module up there."""
+    path = REPO / path
+    name = name or path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+@pytest.fixture
+def load_script(monkeypatch):
+    """``load_script("benchmarks/bench_model.py")``: `import_script` for one test; its ``sys.modules`` entry and
+    ``sys.path`` (which some scripts extend) are restored after it."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    def load(path: str | Path, name: str | None = None) -> ModuleType:
+        name = name or Path(path).stem
+        monkeypatch.setitem(sys.modules, name, None)  # remembers what was there, for the undo
+        return import_script(path, name)
+
+    return load
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +80,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def hfpipe_wheel(tmp_path_factory) -> Path:
+    """hfpipe built as a wheel, from a copy of the checkout (building writes build/ and *.egg-info beside it)."""
+    root = tmp_path_factory.mktemp("wheel-build")
+    source = root / "source"
+    shutil.copytree(
+        REPO, source, ignore=shutil.ignore_patterns(".git", "build", "work", "outputs", "*.egg-info")
+    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root / "dist"), str(source)], check=True, timeout=600)  # fmt: skip
+    return next((root / "dist").glob("hfpipe-*.whl"))

@@ -66,6 +66,8 @@ def test_plain_help_prints_no_warning():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "hfpipe", "--help"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "hfpipe", "--help"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr

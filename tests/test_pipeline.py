@@ -11,9 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from hfpipe.pipeline import STATE_FILE, load_pipeline, plan, read_state, run_pipeline
+from hfpipe.pipeline import (
+    STATE_FILE,
+    describe,
+    load_pipeline,
+    plan,
+    read_state,
+    run_pipeline,
+    settings_of,
+)
 from hfpipe.recipe_args import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,14 +95,72 @@ def test_a_changed_stage_reruns_with_what_follows_it_and_nothing_before(tmp_path
                        "quantize": "rerun", "export_gguf": "rerun"}  # fmt: skip
 
 
-def test_an_interrupted_stage_resumes(tmp_path):
+def _interrupt(spec, name):
+    state = read_state(Path(spec["output_dir"]))
+    state["stages"][name]["status"] = "running"
+    (Path(spec["output_dir"]) / STATE_FILE).write_text(json.dumps(state))
+
+
+def _write_checkpoint(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True)
+    save_file({"w": torch.zeros(2)}, str(path / "model.safetensors"))
+    (path / "config.json").write_text("{}")
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": int(path.name.split("-")[1])}))
+
+
+def test_an_interrupted_stage_resumes_from_its_checkpoint_or_restarts(tmp_path):
     spec = load_pipeline(str(write_pipeline(tmp_path, {"pretrain": {}, "evaluate": {}})))
+    _finish_all(spec, plan(spec))
+    for name in ("pretrain", "evaluate"):
+        _interrupt(spec, name)
+    described = describe(plan(spec))
+    assert "pretrain         restart interrupted before its first checkpoint: starts at step 0" in described
+    assert "evaluate         restart interrupted: runs again" in described
+    _write_checkpoint(tmp_path / "out" / "pretrain" / "checkpoint-3")
+    (
+        tmp_path / "out" / "pretrain" / "checkpoint-6"
+    ).mkdir()  # interrupted while being saved: not resumed from
+    assert "pretrain         resume  interrupted: resumes from checkpoint-3" in describe(plan(spec))
+
+
+def test_a_rerun_names_the_keys_that_changed_and_the_stage_it_follows(tmp_path):
+    path = write_pipeline(tmp_path, {**CHAIN, "sft": {**CHAIN["sft"], "learning_rate": 1e-4}}, instructions="i.json",
+                          pairs="p.json")  # fmt: skip
+    spec = load_pipeline(str(path))
     stages = plan(spec)
     _finish_all(spec, stages)
-    state = read_state(Path(spec["output_dir"]))
-    state["stages"]["evaluate"]["status"] = "running"
-    (Path(spec["output_dir"]) / STATE_FILE).write_text(json.dumps(state))
-    assert [s.action for s in plan(spec)] == ["skip", "resume"]
+    state = read_state(tmp_path / "out")
+    for stage in stages:  # what run_pipeline records
+        state["stages"][stage.name]["settings"] = settings_of(stage.args)
+    (tmp_path / "out" / STATE_FILE).write_text(json.dumps(state))
+    why = {
+        s.name: s.why for s in plan(load_pipeline(str(path), {"sft.learning_rate": 5e-5, "dpo.beta": 0.2}))
+    }
+    assert why["pretrain"] == "done, unchanged"
+    assert why["sft"] == "learning_rate 0.0001 -> 5e-05"
+    assert why["dpo"] == "beta unset -> 0.2; reruns because 'sft' reruns"
+    assert why["evaluate"] == "reruns because 'sft' and 'dpo' rerun"
+    assert why["quantize"] == why["export_gguf"] == "reruns because 'dpo' reruns"
+
+
+def test_a_rerun_names_a_key_changed_in_the_stage_config_file(tmp_path):
+    config = tmp_path / "pre.yaml"
+    config.write_text("learning_rate: 1.0e-4\nmax_steps: 10\n")
+    path = write_pipeline(tmp_path, {"pretrain": {"config": "pre.yaml"}, "evaluate": {}})
+    spec = load_pipeline(str(path))
+    stages = plan(spec)
+    _finish_all(spec, stages)
+    state = read_state(tmp_path / "out")
+    for stage in stages:
+        state["stages"][stage.name]["settings"] = settings_of(stage.args)
+    (tmp_path / "out" / STATE_FILE).write_text(json.dumps(state))
+    config.write_text("learning_rate: 0.00005\nmax_steps: 10\n")  # another size: changed even within a second
+    assert [s.why for s in plan(load_pipeline(str(path)))] == [
+        "learning_rate 0.0001 -> 5e-05",
+        "reruns because 'pretrain' reruns",
+    ]
 
 
 def test_selection_flags(tmp_path):
@@ -115,7 +182,7 @@ def test_selection_flags(tmp_path):
         (
             {"pretrain": {"config": "missing.yaml"}},
             {},
-            "stage 'pretrain': config 'missing.yaml' does not exist",
+            "stage 'pretrain': config 'missing.yaml' not found: no missing.yaml in .*, and hfpipe ships no config",
         ),
         ({"pretrain": {"max_steps": "many"}}, {}, "stage 'pretrain'.*max_steps"),
     ],
@@ -127,7 +194,7 @@ def test_bad_pipelines_fail_before_anything_runs(tmp_path, stages, top, message)
 
 
 def test_two_pipelines_in_one_output_dir_are_refused(tmp_path):
-    first = write_pipeline(tmp_path, {"evaluate": {"model_name_or_path": "m"}})
+    first = write_pipeline(tmp_path, {"evaluate": {"model_name_or_path": str(tmp_path)}})
     other = tmp_path / "other.yaml"
     other.write_text(first.read_text())
     (tmp_path / "out").mkdir()
@@ -163,20 +230,28 @@ def test_short_run_report_skip_and_rerun(tmp_path, capsys):
 
     run_pipeline(str(path), {"evaluate.max_eval_documents": 4})  # only evaluation changed
     printed = capsys.readouterr().out
-    assert "pretrain         skip" in printed and "evaluate         rerun" in printed
+    assert (
+        "pretrain         skip" in printed and "evaluate         rerun   max_eval_documents 8 -> 4" in printed
+    )
     assert (out / "pretrain" / "model.safetensors").stat().st_mtime == trained
 
 
 def test_a_failing_stage_stops_with_its_error_and_keeps_the_finished_ones(tmp_path):
+    """A problem only the stage can find (its inputs passed the checks): the tokenizer pretraining made has no
+    such token."""
     corpus = write_corpus(tmp_path / "corpus.jsonl")
+    data = tmp_path / "instructions.json"
+    data.write_text(json.dumps([{"instruction": "Name a colour.", "input": "", "output": "Blue."}] * 20))
     stages = {"pretrain": {**TINY_PRETRAIN, "dataset_name": str(corpus)},
-              "sft": {"dataset_name": str(tmp_path / "missing.json")}}  # fmt: skip
+              "sft": {"dataset_name": str(data), "eos_token": "<|no-such-token|>"}}  # fmt: skip
     path = write_pipeline(tmp_path, stages)
     proc = subprocess.run([sys.executable, "-m", "hfpipe", "pipeline", "--config", str(path)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 2
     error = proc.stderr.strip().splitlines()[-2]
-    assert error.startswith("error: stage 'sft' failed:") and "missing.json" in error
+    assert error.startswith(
+        "error: stage 'sft' failed: eos_token '<|no-such-token|>' is not in the tokenizer"
+    )
     state = read_state(tmp_path / "out")
     assert state["stages"]["pretrain"]["status"] == "done" and state["stages"]["sft"]["status"] == "running"
 
@@ -206,3 +281,14 @@ def test_a_pipeline_ends_with_the_native_export(tmp_path):
     config = json.loads((export.output / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and (export.output / "tokenizer.json").is_file()
     assert read_state(tmp_path / "out")["stages"]["export_native"]["status"] == "done"
+
+
+def test_command_line_values_keep_yaml_1_1_booleans_as_words():
+    """`--sft.eval_strategy no` reaches the stage as "no", as the recipe's own flag would; true/false, numbers and
+    lists are still read as YAML."""
+    from hfpipe.cli.pipeline import parse
+
+    _, overrides = parse(["--config", "c.yaml", "--sft.eval_strategy", "no", "--sft.bf16", "false",
+                          "--sft.learning_rate", "0.00005", "--evaluate.lm_eval_tasks", "[a, b]", "--x", "off"])  # fmt: skip
+    assert overrides == {"sft.eval_strategy": "no", "sft.bf16": False, "sft.learning_rate": 5e-5,
+                         "evaluate.lm_eval_tasks": ["a", "b"], "x": "off"}  # fmt: skip

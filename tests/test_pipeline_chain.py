@@ -113,7 +113,8 @@ def test_killed_during_sft_resumes_and_reports_what_an_uninterrupted_run_reports
         command(config), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=1800
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "pretrain         skip" in again.stdout and "sft              resume" in again.stdout
+    assert "pretrain         skip" in again.stdout
+    assert "sft              resume  interrupted: resumes from checkpoint-" in again.stdout
     assert "resuming from" in again.stdout + again.stderr
     assert (killed / "pretrain" / "model.safetensors").stat().st_mtime == pretrained
     assert all(r["status"] == "done" for r in read_state(killed)["stages"].values())

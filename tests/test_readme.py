@@ -139,6 +139,9 @@ def test_hfpipe_command_uses_known_settings(command, tmp_path, monkeypatch):
     if name == "pipeline":
         known, overrides = module.parse(args)
         assert plan(load_pipeline(known.config, overrides))
+    elif name == "configs":  # `hfpipe configs [NAME] [> file]`: prints what ships
+        printed = module.main(args[: args.index(">")] if ">" in args else args)
+        assert printed.strip()
     elif name == "refresh_code":
         parse_recipe_args(module.ARGUMENTS, ["--model_dirs", *args])
     else:

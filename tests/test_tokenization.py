@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 from trl import ScriptArguments
 
-import hfpipe.tokenization
+import hfpipe.tokenizer_run
 from hfpipe.data import DataArguments
 from hfpipe.tokenization import (
     EOS_TOKEN,
@@ -20,9 +20,9 @@ from hfpipe.tokenization import (
     bytes_per_token,
     load_gpt2_tokenizer,
     save_tokenizer,
-    tokenizer_for_run,
     train_bpe_tokenizer,
 )
+from hfpipe.tokenizer_run import tokenizer_for_run
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. " * 3,
@@ -146,12 +146,12 @@ def test_tokenizer_for_run_reuses_only_what_matches(tmp_path, caplog, monkeypatc
         caplog.clear()
         return tokenizer_for_run(tok_args, script, data, out)
 
-    caplog.set_level(logging.INFO, logger="hfpipe.tokenization")
+    caplog.set_level(logging.INFO, logger="hfpipe.tokenizer_run")
     first = run()
     assert "no tokenizer there yet" in caplog.text and (out / FINGERPRINT_FILE).is_file()
     trained = tokenizer_json.stat().st_mtime_ns
     with monkeypatch.context() as m:  # a resumed run, or the second rank after the first: nothing to train
-        m.setattr(hfpipe.tokenization, "build_tokenizer", lambda *a: pytest.fail("trained again"))
+        m.setattr(hfpipe.tokenizer_run, "build_tokenizer", lambda *a: pytest.fail("trained again"))
         assert run().get_vocab() == first.get_vocab()
     assert f"reusing the tokenizer in {out} (trained on the same corpus and settings)" in caplog.text
     assert tokenizer_json.stat().st_mtime_ns == trained
@@ -176,4 +176,4 @@ def test_tokenizer_for_run_reuses_only_what_matches(tmp_path, caplog, monkeypatc
 
 def test_build_tokenizer_needs_a_source():
     with pytest.raises(ValueError, match="set tokenizer_name_or_path or dataset_name"):
-        hfpipe.tokenization.build_tokenizer(TokenizerArguments(), ScriptArguments(), DataArguments())
+        hfpipe.tokenizer_run.build_tokenizer(TokenizerArguments(), ScriptArguments(), DataArguments())

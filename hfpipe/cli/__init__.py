@@ -1,6 +1,6 @@
 """``hfpipe <command>``: every recipe as one command, with the recipe's own arguments and YAML.
 
-    hfpipe pretrain --config recipes/configs/quickstart.yaml
+    hfpipe pretrain --config quickstart                      # a packaged config (hfpipe configs), or a file
     hfpipe sft --config recipes/configs/sft_alpaca.yaml --model_name_or_path outputs/quickstart ...
     accelerate launch -m hfpipe pretrain --config ...        # several processes
     hfpipe <command> --help                                  # its settings
@@ -36,6 +36,7 @@ COMMANDS = {
     "convert_gpt2": ("convert_gpt2", "convert GPT-2 checkpoints to hfpipe and back"),
     "refresh_code": ("refresh_code", "replace the model code saved beside a model with this hfpipe's"),
     "pipeline": ("pipeline", "run the stages of a pipeline config, from raw text to a served model"),
+    "configs": ("configs", "list the configs hfpipe ships (any --config takes their names); print one"),
 }
 
 

@@ -8,6 +8,7 @@ is not installed, generates wrong text on transformers 5.24 and later (its KV ca
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from hfpipe.loading import refresh_code
@@ -26,7 +27,7 @@ ARGUMENTS = (RefreshArguments,)
 
 def main(args: list[str] | None = None) -> dict[str, list[str]]:
     """Refresh each directory; returns ``{dir: the files replaced}``."""
-    args = list(args or [])
+    args = list(sys.argv[1:] if args is None else args)
     if args and not args[0].startswith("-"):  # `hfpipe refresh_code DIR ...`: the directories as they are
         args = ["--model_dirs", *args]
     (cfg,) = parse_recipe_args(ARGUMENTS, args)

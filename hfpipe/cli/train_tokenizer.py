@@ -15,7 +15,8 @@ from trl import ScriptArguments
 
 from hfpipe.data import DataArguments
 from hfpipe.recipe_args import parse_recipe_args, setup_logging
-from hfpipe.tokenization import TokenizerArguments, build_tokenizer, save_tokenizer
+from hfpipe.tokenization import TokenizerArguments, save_tokenizer
+from hfpipe.tokenizer_run import build_tokenizer
 
 logger = logging.getLogger("hfpipe.train_tokenizer")
 

@@ -5,7 +5,6 @@ from hfpipe.data.cleaning import CleaningStep, clean_dataset, format_report, nor
 from hfpipe.data.packing import FEATURES, pack_dataset, pack_ids, tokenize_and_pack
 from hfpipe.data.prepare import (
     build_lm_datasets,
-    corpus_fingerprint,
     load_clean_split,
     load_packed_dataset,
     pack_corpus,
@@ -16,7 +15,7 @@ from hfpipe.data.prepare import (
     split_dataset,
 )
 from hfpipe.data.shards import ShardWriter, TokenShardDataset, write_token_shards
-from hfpipe.data.sources import load_text_dataset
+from hfpipe.data.sources import corpus_fingerprint, load_text_dataset
 
 __all__ = [
     "FEATURES",

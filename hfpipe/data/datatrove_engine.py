@@ -36,7 +36,7 @@ from datasketch import MinHashLSH
 
 from hfpipe.data.args import DataArguments
 from hfpipe.data.cleaning import LSH_WEIGHTS, CleaningStep, format_report, step_rates
-from hfpipe.data.sources import load_text_dataset
+from hfpipe.data.sources import corpus_fingerprint, load_text_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +199,6 @@ def _wait_for_slurm(executors: list[tuple[str, object]], work: Path) -> None:
 def work_dir(script_args, data_args: DataArguments, tasks: int) -> Path:
     """``datatrove_work_dir`` (or a folder in the datasets cache keyed by the settings) holding a record of
     the settings; a folder holding another run's is refused."""
-    from hfpipe.data.prepare import corpus_fingerprint
-
     corpus = corpus_fingerprint(script_args, data_args)
     for name in ("validation_size", "split_seed"):  # the split comes after this engine
         corpus.pop(name)

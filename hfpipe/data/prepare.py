@@ -37,17 +37,13 @@ from hfpipe.data.shards import (
     shard_dtype,
     write_token_shards,
 )
-from hfpipe.data.sources import load_text_dataset, resolve_files
+from hfpipe.data.sources import corpus_fingerprint, load_text_dataset
 from hfpipe.data.workers import TOKENIZE_BYTES_PER_PROC, resolve_num_proc
 from hfpipe.io import save_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
 
 META_FILE = "hfpipe_data.json"
-# DataArguments fields that change the cleaned, split corpus (the rest only change how it is packed).
-CORPUS_FIELDS = ("text_column", "column_names", "sample_by", "normalize", "min_chars", "max_chars", "dedup",
-                 "near_dedup", "near_dedup_threshold", "validation_size", "split_seed",
-                 "engine", "quality_filters", "c4_badwords_file")  # fmt: skip
 
 
 def _validation_mask(texts: list[str], seed: int | None, fraction: float) -> list[bool]:
@@ -82,30 +78,6 @@ def split_by_position(ds: Dataset, validation_percentage: float) -> tuple[Datase
     train = concatenate_datasets([ds.select(np.arange(i)), piece(doc[:offset])])
     val = concatenate_datasets([piece(doc[offset:]), ds.select(np.arange(i + 1, len(ds)))])
     return train, val
-
-
-def corpus_fingerprint(script_args, data_args: DataArguments) -> dict:
-    """What the cleaned, split corpus depends on (JSON-ready): the source's identity (local files with their
-    sizes and modification times, or the Hub id, configuration and split) and the reading, cleaning and
-    split settings."""
-    source = script_args.dataset_name
-    files = resolve_files(str(source)) if source else None
-    if files is None:
-        identity = {
-            "hub": source,
-            "config": script_args.dataset_config,
-            "split": script_args.dataset_train_split,
-        }
-    else:
-        identity = {"files": [[os.path.abspath(f), *_size_and_mtime(f)] for f in files]}
-    fingerprint = {"source": identity, "streaming": script_args.dataset_streaming}
-    fingerprint.update({name: getattr(data_args, name) for name in CORPUS_FIELDS})
-    return json.loads(json.dumps(fingerprint))  # tuples become lists, as when read back
-
-
-def _size_and_mtime(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
 
 
 _last_corpus: tuple[str, tuple] | None = None  # (fingerprint, result) of the last load in this process

@@ -12,6 +12,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, IterableDataset, load_dataset
 
+from hfpipe.data.args import DataArguments
 from hfpipe.hub import check_hub_name, looks_local
 
 logger = logging.getLogger(__name__)
@@ -153,10 +154,16 @@ def load_raw_dataset(
         )
     try:
         return load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
-    except (datasets.exceptions.DatasetGenerationError, ValueError):
-        if builder == "json":
-            check_json_files(files)
-        raise
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
+        raise read_error(source, files, err) from err
+
+
+def read_error(source: str, files: list[str], err: Exception) -> ValueError:
+    """Why ``files`` could not be read: where a JSON file breaks or which record is not an object, else the
+    reason datasets gives."""
+    if all(BUILDERS.get(file_suffix(f)) == "json" for f in files):
+        check_json_files(files)
+    return ValueError(f"{source!r} could not be read: {err.__cause__ or err}")
 
 
 def check_json_files(files: list[str]) -> None:
@@ -175,9 +182,16 @@ def check_json_files(files: list[str]) -> None:
             except json.JSONDecodeError as err:
                 where = f"line {number}" if len(lines) > 1 else f"line {err.lineno}, column {err.colno}"
                 raise ValueError(f"{path} is not valid JSON at {where}: {err.msg}; fix the file") from None
-            records += len(value) if isinstance(value, list) else 1
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items, start=1):
+                if not isinstance(item, dict):
+                    where = f"line {number}" if len(lines) > 1 else f"record {index}"
+                    raise ValueError(f"{path}: {where} is not an object but {type(item).__name__} {item!r:.40}; "
+                                     "each record must be an object of named fields")  # fmt: skip
+            records += len(items)
         if records == 0:
-            raise ValueError(f"{path} holds no records; give it a list of objects (or one object per line)")
+            empty = "is an empty list" if text.strip().startswith("[") else "holds no records"
+            raise ValueError(f"{path} {empty}; give it a list of objects (or one object per line)")
 
 
 def load_text_dataset(
@@ -196,7 +210,7 @@ def load_text_dataset(
 
 def _select_text(ds, source: str, text_column: str, streaming: bool):
     columns = ds.column_names
-    if columns is None:  # a stream whose features are unknown until read
+    if not columns:  # a stream whose features are unknown until read, or an empty list
         first = next(iter(ds.take(1)), None)
         if first is None:
             raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
@@ -221,3 +235,33 @@ def _select_text(ds, source: str, text_column: str, streaming: bool):
     if not streaming and len(ds) == 0:
         raise ValueError(f"{source!r}: the corpus is empty (no documents); point at data with text")
     return ds
+
+
+# DataArguments fields that change the cleaned, split corpus (the rest only change how it is packed).
+CORPUS_FIELDS = ("text_column", "column_names", "sample_by", "normalize", "min_chars", "max_chars", "dedup",
+                 "near_dedup", "near_dedup_threshold", "validation_size", "split_seed",
+                 "engine", "quality_filters", "c4_badwords_file")  # fmt: skip
+
+
+def corpus_fingerprint(script_args, data_args: DataArguments) -> dict:
+    """What the cleaned, split corpus depends on (JSON-ready): the source's identity (local files with their
+    sizes and modification times, or the Hub id, configuration and split) and the reading, cleaning and
+    split settings."""
+    source = script_args.dataset_name
+    files = resolve_files(str(source)) if source else None
+    if files is None:
+        identity = {
+            "hub": source,
+            "config": script_args.dataset_config,
+            "split": script_args.dataset_train_split,
+        }
+    else:
+        identity = {"files": [[os.path.abspath(f), *_size_and_mtime(f)] for f in files]}
+    fingerprint = {"source": identity, "streaming": script_args.dataset_streaming}
+    fingerprint.update({name: getattr(data_args, name) for name in CORPUS_FIELDS})
+    return json.loads(json.dumps(fingerprint))  # tuples become lists, as when read back
+
+
+def _size_and_mtime(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns

@@ -12,6 +12,7 @@ need the network to fetch their datasets. The same tasks run from the command li
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,15 @@ def chance_accuracy(task: str) -> float | None:
     return sum(1 / len(item["choices"]) for item in items) / len(items)
 
 
+def git_commit_quietly() -> str | None:
+    """lm-eval's record of the working directory's git commit, without git's complaint outside a repository."""
+    try:
+        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def run_lm_eval(
     model,
     tokenizer,
@@ -95,12 +105,18 @@ def run_lm_eval(
         raise ValueError("no lm-eval tasks given; name at least one, e.g. " + ", ".join(local_tasks()))
     manager = task_manager(tasks)
     import lm_eval
+    import lm_eval.evaluator
     from lm_eval.models.huggingface import HFLM
 
     remote = [t for t in tasks if t not in local_tasks()]
     lm_eval_logger = logging.getLogger("lm_eval")
     level = lm_eval_logger.level
     lm_eval_logger.setLevel(logging.ERROR)  # its warnings about being given a model object are expected
+    git_hash = getattr(lm_eval.evaluator, "get_git_commit_hash", None)
+    if (
+        git_hash is not None
+    ):  # it runs `git describe`, whose "fatal: not a git repository" reaches the terminal
+        lm_eval.evaluator.get_git_commit_hash = git_commit_quietly
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
                   device=str(model.device))  # fmt: skip
@@ -122,6 +138,8 @@ def run_lm_eval(
         ) from err
     finally:
         lm_eval_logger.setLevel(level)
+        if git_hash is not None:
+            lm_eval.evaluator.get_git_commit_hash = git_hash
     metrics = flatten_results(results)
     for task in tasks:
         chance = chance_accuracy(task)

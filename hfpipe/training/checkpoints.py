@@ -15,6 +15,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from ..io import check_output_dir
 from ..models.gpt import GPTConfig
 from .sharded import is_sharded, sharded_problem
 
@@ -157,6 +158,7 @@ def prepare_output_dir(args) -> None:
         # on the main process ends the whole launch
         return
     out = Path(args.output_dir)
+    check_output_dir(out)
     settings = {k: v for k, v in getattr(args, "hfpipe_run_settings", {}).items() if k not in _NOT_THE_RUN}
     if out.exists() and any(out.iterdir()):
         if getattr(args, "overwrite_output_dir", False):

@@ -25,6 +25,7 @@ from ..tokenization import PAD_TOKEN
 from .callbacks import add_callbacks, standard_callbacks
 from .checkpoints import find_resume_checkpoint, prepare_output_dir
 from .model_card import write_model_card
+from .muon import use_muon
 from .sharded import check_resume_processes, save_fsdp_model
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def train_and_evaluate(trainer, callbacks=None) -> dict:
     seen and tokens/s when they were counted."""
     add_callbacks(trainer, callbacks if callbacks is not None else standard_callbacks())
     args = trainer.args
+    use_muon(trainer, getattr(args, "hfpipe_optimizer", None))  # `optimizer: muon`
     resume = args.resume_from_checkpoint
     if resume is None:
         config = (

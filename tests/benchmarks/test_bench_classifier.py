@@ -1,25 +1,17 @@
 """Smoke test of bench_classifier.py without training: the recipe commands it builds parse with the recipes'
 own ARGUMENTS, and its pretraining corpus leaves the validation and test texts out."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH_CLASSIFIER = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_classifier.py"
+from ..conftest import import_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_classifier", BENCH_CLASSIFIER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_classifier"] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("bench_classifier", None)
+    yield import_script("benchmarks/bench_classifier.py")
+    sys.modules.pop("bench_classifier", None)
 
 
 @pytest.mark.parametrize("bf16", ["auto", "false"])

@@ -1,25 +1,16 @@
 """Smoke test: benchmarks/bench_data.py --quick measures both sides of each row and writes its table."""
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import torch
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_data.py"
 
 
 def number(text: str) -> float:
     return float(re.search(r"[\d,.]+", text).group().replace(",", ""))
 
 
-def test_quick_benchmark_writes_table(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_data", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_data", bench)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the benchmark imports the recipes by path
-    spec.loader.exec_module(bench)
+def test_quick_benchmark_writes_table(tmp_path, load_script):
+    bench = load_script("benchmarks/bench_data.py")  # it imports the recipes by path: sys.path is restored
     output = tmp_path / "data.md"
     threads = torch.get_num_threads()
     try:

@@ -1,19 +1,13 @@
 """Smoke test: benchmarks/bench_dedup.py on a small planted corpus runs both engines and writes its table."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dedup.py"
 
-
-def test_small_benchmark_writes_table(tmp_path):
+def test_small_benchmark_writes_table(tmp_path, load_script):
     pytest.importorskip("datatrove")
-    spec = importlib.util.spec_from_file_location("bench_dedup", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_dedup.py")
     output = tmp_path / "dedup.md"
     table = bench.main(
         ["--base", "300", "--plants", "30", "--tasks", "1", "--workers", "1", "--output", str(output)]

@@ -1,20 +1,14 @@
 """Smoke test: benchmarks/bench_eval.py --quick runs both sides, they agree, and it writes its table."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_eval.py"
 
-
-def test_quick_benchmark_writes_table(tmp_path):
+def test_quick_benchmark_writes_table(tmp_path, load_script):
     pytest.importorskip("lm_eval")
-    spec = importlib.util.spec_from_file_location("bench_eval", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_eval.py")
     output = tmp_path / "eval.md"
     threads = torch.get_num_threads()
     try:

@@ -1,13 +1,9 @@
 """Smoke test: benchmarks/bench_model.py --quick runs, checks token equality, and writes its table."""
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_model.py"
 ROWS = (
     "train fwd+bwd, fp32",
     "train fwd+bwd, bf16 autocast",
@@ -16,11 +12,8 @@ ROWS = (
 )
 
 
-def test_quick_benchmark_writes_table(tmp_path, capsys, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_model", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_model", bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+def test_quick_benchmark_writes_table(tmp_path, capsys, load_script):
+    bench = load_script("benchmarks/bench_model.py")
     output = tmp_path / "model.md"
     threads = torch.get_num_threads()
     try:

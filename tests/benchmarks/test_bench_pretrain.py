@@ -2,7 +2,6 @@
 writes its table, with the recipe's bf16/fp32 ratio and the CPU features that explain it; the tinyshakespeare
 section (slow) runs nanoGPT beside the recipe; the profiler's regions add up."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -49,17 +48,10 @@ def test_quick_benchmark_writes_table(tmp_path):
     assert "tinyshakespeare (recipes" not in table  # --quick leaves the long runs out
 
 
-def load_profiler():
-    spec = importlib.util.spec_from_file_location("pretrain_profile", BENCH.parent / "pretrain_profile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_profile_regions_are_exclusive_and_add_up():
+def test_profile_regions_are_exclusive_and_add_up(load_script):
     """A region's time excludes the regions it calls; inside an absorbing region (evaluation) every wrapped
     call counts as that region; the regions add up to the wall time."""
-    profile = load_profiler()
+    profile = load_script("benchmarks/pretrain_profile.py")
     regions = profile.Regions()
 
     class Work:

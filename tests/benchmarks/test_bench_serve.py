@@ -1,21 +1,13 @@
 """Smoke test: benchmarks/bench_serve.py --quick runs both servers, fails no request, and writes its table."""
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_serve.py"
-
 
 @pytest.mark.slow  # starts three servers in new interpreters (a minute or more on a busy machine)
-def test_quick_benchmark_writes_table(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_serve", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_serve", bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+def test_quick_benchmark_writes_table(tmp_path, load_script):
+    bench = load_script("benchmarks/bench_serve.py")
     output = tmp_path / "serve.md"
     table = bench.main(["--quick", "--output", str(output)])
     assert output.read_text() == table

@@ -3,7 +3,6 @@
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,19 +52,12 @@ def test_a_mistake_in_a_command_is_one_line():
 
 
 @pytest.fixture(scope="module")
-def wheel_site(tmp_path_factory):
-    """hfpipe built as a wheel and installed (no dependencies) into a directory of its own."""
-    root = tmp_path_factory.mktemp("wheel")
-    source = root / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    shutil.copytree(
-        REPO, source, ignore=shutil.ignore_patterns(".git", "build", "work", "outputs", "*.egg-info")
-    )
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(source)], check=True, timeout=600)  # fmt: skip
-    wheel = next((root / "dist").glob("hfpipe-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(root / "site"),
-                    str(wheel)], check=True, timeout=600)  # fmt: skip
-    return root / "site"
+def wheel_site(hfpipe_wheel, tmp_path_factory):
+    """hfpipe's wheel installed (no dependencies) into a directory of its own."""
+    site = tmp_path_factory.mktemp("wheel") / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                    str(hfpipe_wheel)], check=True, timeout=600)  # fmt: skip
+    return site
 
 
 def test_installed_wheel_runs_under_accelerate_with_two_processes(wheel_site, tmp_path):

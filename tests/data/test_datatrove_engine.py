@@ -24,17 +24,12 @@ from hfpipe.data import datatrove_engine as engine
 from hfpipe.data.stdlib_corpus import stdlib_corpus_path
 from hfpipe.recipe_args import run_recipe
 
+from ..conftest import import_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_module("bench_dedup", ROOT / "benchmarks" / "bench_dedup.py")
+bench = import_script("benchmarks/bench_dedup.py")
 
 
 @pytest.fixture
@@ -130,7 +125,7 @@ def test_planted_near_duplicates_datatrove(trove, planted, tmp_path):
 
 
 def test_recipe_writes_the_same_token_shards(trove, messy_corpus, tmp_path, shared_data):
-    recipe = load_module("prepare_data", ROOT / "recipes" / "prepare_data.py")
+    recipe = import_script("recipes/prepare_data.py")
     common = ["--dataset_name", str(messy_corpus), "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"),
               "--block_size", "64", "--near_dedup", "false", "--min_chars", "10"]  # fmt: skip
     built = recipe.main([*common, "--output_dir", str(tmp_path / "builtin")])
@@ -148,7 +143,7 @@ def test_local_config_runs(trove, messy_corpus, tmp_path, shared_data, monkeypat
     """recipes/configs/prepare_datatrove.yaml as the README runs it: FineWeb's filters, 4 tasks, 2 at once
     (~20 s on a busy 2-core machine)."""
     monkeypatch.chdir(tmp_path)  # the config's out/ paths are relative
-    recipe = load_module("prepare_data", ROOT / "recipes" / "prepare_data.py")
+    recipe = import_script("recipes/prepare_data.py")
     recipe.main(["--config", str(ROOT / "recipes" / "configs" / "prepare_datatrove.yaml"),
                  "--dataset_name", str(messy_corpus), "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer")])  # fmt: skip
     meta = json.loads((tmp_path / "out" / "packed" / "hfpipe_data.json").read_text())
@@ -167,7 +162,7 @@ def test_missing_extra_is_one_line(monkeypatch, messy_corpus, capsys):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_datatrove)
-    recipe = load_module("prepare_data", ROOT / "recipes" / "prepare_data.py")
+    recipe = import_script("recipes/prepare_data.py")
     args = ["--dataset_name", str(messy_corpus), "--tokenizer_name_or_path", "gpt2", "--engine", "datatrove"]
     # the data step is what is tested (the recipe is a thin wrapper over hfpipe.cli.prepare_data)
     monkeypatch.setattr("hfpipe.cli.prepare_data.load_tokenizer", lambda *a: None)

@@ -24,8 +24,8 @@ from hfpipe.tokenization import (
     TokenizerArguments,
     build_char_tokenizer,
     load_gpt2_tokenizer,
-    tokenizer_for_run,
 )
+from hfpipe.tokenizer_run import tokenizer_for_run
 
 WORDS = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()

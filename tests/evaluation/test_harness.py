@@ -68,3 +68,17 @@ def test_lm_eval_command_line_runs_an_hfpipe_directory(model_dir, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "hfpipe_mc" in run.stdout and "acc" in run.stdout
     assert list(Path(tmp_path / "out").rglob("results_*.json"))
+
+
+def test_outside_a_git_checkout_nothing_reaches_the_terminal(hfpipe_model, tmp_path, monkeypatch, capfd):
+    """lm-eval records the working directory's git commit with `git describe`: outside a checkout, git's
+    "fatal: not a git repository" must not reach a pip user's terminal."""
+    import lm_eval.evaluator
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    original = lm_eval.evaluator.get_git_commit_hash
+    capfd.readouterr()
+    run_lm_eval(*hfpipe_model, ["hfpipe_bpb"], limit=2)
+    assert "fatal" not in capfd.readouterr().err
+    assert lm_eval.evaluator.get_git_commit_hash is original  # put back

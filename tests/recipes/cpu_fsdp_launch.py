@@ -55,6 +55,7 @@ def main(argv: list[str]) -> None:
         "global_step": trainer.state.global_step,
         "num_parameters": trainer.model.num_parameters(),
         "weight_sums": {k: v.double().sum().item() for k, v in full.items()},
+        "weight_norms": {k: v.double().norm().item() for k, v in full.items()},
         "log_history": trainer.state.log_history,
     }
     out = Path(argv[argv.index("--output_dir") + 1])

@@ -1,4 +1,4 @@
-"""Every shipped YAML config parses with its recipe's own dataclasses (``ARGUMENTS``): no unknown key."""
+"""Every shipped YAML config (`hfpipe configs`) parses with its recipe's own dataclasses (``ARGUMENTS``): no unknown key."""
 
 import importlib
 import sys
@@ -9,6 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes"))
 
+from hfpipe.configs import packaged_configs  # noqa: E402
 from hfpipe.recipe_args import parse_recipe_args  # noqa: E402
 
 RECIPE_OF = {  # config file prefix -> the recipe that reads it
@@ -33,7 +34,7 @@ REQUIRED_ON_THE_COMMAND_LINE = {
     "evaluate": ["--model_name_or_path", "m"],
     "serve": ["--model_name_or_path", "m"],
 }
-CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.yaml"))
+CONFIGS = list(packaged_configs().values())  # what ships is what is tested
 
 
 def recipe_for(path: Path):

@@ -1,6 +1,5 @@
 """recipes/convert_gpt2.py end to end on a tiny random GPT-2 with the real GPT-2 tokenizer (no Hub access)."""
 
-import importlib.util
 import json
 import runpy
 import sys
@@ -12,6 +11,8 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokeniz
 from transformers.utils import logging as hf_logging
 
 from hfpipe import GPTForCausalLM
+
+from ..conftest import import_script
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "convert_gpt2.py"
@@ -28,10 +29,7 @@ def one_thread_and_log_level():
 
 
 def _recipe_main():
-    spec = importlib.util.spec_from_file_location("convert_gpt2_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return import_script("recipes/convert_gpt2.py", "convert_gpt2_recipe").main
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,3 @@
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,12 +7,11 @@ from transformers import AutoModelForCausalLM
 
 from hfpipe.tokenization import train_bpe_tokenizer
 
+from ..conftest import import_script
 from ..export.conftest import TEXT, tiny_causal_lm
 
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("distill_recipe", REPO / "recipes" / "distill.py")
-distill_recipe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(distill_recipe)
+distill_recipe = import_script("recipes/distill.py", "distill_recipe")
 
 
 @pytest.fixture

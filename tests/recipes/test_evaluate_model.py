@@ -1,6 +1,5 @@
 """recipes/evaluate_model.py end to end: two checkpoints, one table (Markdown, JSON, PNG)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,15 +10,14 @@ from hfpipe import GPTConfig, GPTForCausalLM
 from hfpipe.recipe_args import run_recipe
 from hfpipe.tokenization import train_bpe_tokenizer
 
+from ..conftest import import_script
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "evaluate_model.py"
 TEXT = "The river rose in the spring and the farmers moved the sheep to the hill. " * 6
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("evaluate_model_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return import_script("recipes/evaluate_model.py", "evaluate_model_recipe").main
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,14 @@
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 from hfpipe.tokenization import build_char_tokenizer
 
+from ..conftest import import_script
 from ..export.conftest import TEXT, tiny_causal_lm
 
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("export_gguf_recipe", REPO / "recipes" / "export_gguf.py")
-export_recipe = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = export_recipe  # dataclasses look their module up there
-spec.loader.exec_module(export_recipe)
+export_recipe = import_script("recipes/export_gguf.py", "export_gguf_recipe")
 
 
 def test_export_recipe_writes_a_checked_file(tmp_path, capsys):

@@ -1,6 +1,4 @@
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,19 +7,14 @@ from trl import ScriptArguments
 from hfpipe.data import DataArguments, TokenShardDataset, build_lm_datasets, load_packed_dataset
 from hfpipe.loading import load_tokenizer
 
+from ..conftest import import_script
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"recipes/{name}.py")
-    mod = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_prepare_then_train_loads(shared_data, tmp_path):
     out = tmp_path / "packed"
-    load_recipe("prepare_data").main([
+    import_script("recipes/prepare_data.py").main([
         "--config", str(ROOT / "recipes/configs/prepare_clm.yaml"),
         "--dataset_name", str(shared_data / "sms_spam_collection.tsv"), "--column_names", "label", "text",
         "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "64",
@@ -57,7 +50,7 @@ def test_streaming_prepare(tmp_path, shared_data):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"body": f"document number {i} " * 20}) + "\n" for i in range(100)))
     out = tmp_path / "packed"
-    load_recipe("prepare_data").main([
+    import_script("recipes/prepare_data.py").main([
         "--dataset_name", str(corpus), "--text_column", "body", "--dataset_streaming", "true", "--near_dedup", "false",
         "--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--block_size", "32", "--output_dir", str(out),
     ])  # fmt: skip
@@ -67,7 +60,7 @@ def test_streaming_prepare(tmp_path, shared_data):
 
 def test_errors_leave_nothing(tmp_path, shared_data):
     out = tmp_path / "packed"
-    recipe = load_recipe("prepare_data")
+    recipe = import_script("recipes/prepare_data.py")
     tok = ["--tokenizer_name_or_path", str(shared_data / "gpt2-tokenizer"), "--output_dir", str(out)]
     with pytest.raises(ValueError, match="block_size=2048 is larger than the model's context"):
         recipe.main(["--dataset_name", str(shared_data / "the-verdict.txt"), "--block_size", "2048", *tok])

@@ -194,3 +194,28 @@ def test_ddp_two_process_checkpoint_resumes_with_one_process(tmp_path, caplog):
     after = losses(trainer.state.log_history, after=12)
     assert after[0][0] == 14
     assert abs(after[0][1] - before[-1][1]) < 0.3 < before[0][1] - before[-1][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["llama", "nanochat"])
+def test_fsdp2_shards_a_modern_architecture_and_continues_it(tmp_path, architecture):
+    """FSDP2 (GPTBlock units) trains a rope model on 2 processes; continuing it under FSDP, where
+    fsdp_cpu_ram_efficient_loading loads the weights on rank 0 only, starts at its loss: the rotary buffers
+    (not saved) are rebuilt on every rank."""
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    shape = ["--architecture", architecture, "--n_heads", "4", "--logging_steps", "1"]
+    first = tiny_args(corpus, tmp_path / "first", "--max_steps", "20", "--save_steps", "20", *shape)
+    run(accelerate_launch("fsdp.yaml", 2, 29634, LAUNCHER, first))
+    trained = json.loads((tmp_path / "first" / "result-0.json").read_text())
+    assert trained["fsdp"] and trained["sharded_param"] and trained["global_step"] == 20
+    last = losses(trained["log_history"])[-1][1]
+    assert last < losses(trained["log_history"])[0][1] - 0.5
+
+    more = ["--model_name_or_path", str(tmp_path / "first"), "--max_steps", "2", "--learning_rate", "1e-5"]
+    run(
+        accelerate_launch(
+            "fsdp.yaml", 2, 29635, LAUNCHER, tiny_args(corpus, tmp_path / "more", *more, *shape)
+        )
+    )
+    continued = json.loads((tmp_path / "more" / "result-0.json").read_text())
+    assert continued["fsdp"] and abs(losses(continued["log_history"])[0][1] - last) < 0.2

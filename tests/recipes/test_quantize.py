@@ -1,18 +1,15 @@
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ..conftest import import_script
 from ..export.conftest import TEXT, tiny_causal_lm
 
 pytest.importorskip("torchao")
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("quantize_recipe", REPO / "recipes" / "quantize.py")
-quantize_recipe = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = quantize_recipe  # dataclasses look their module up there
-spec.loader.exec_module(quantize_recipe)
+quantize_recipe = import_script("recipes/quantize.py", "quantize_recipe")
 
 
 def test_quantize_recipe_reports_size_perplexity_and_speed(tmp_path, capsys):

@@ -1,6 +1,5 @@
 """recipes/serve.py as a user runs it: a subprocess on a free port of 127.0.0.1, the real openai client."""
 
-import importlib.util
 import os
 import re
 import signal
@@ -17,6 +16,8 @@ from openai import OpenAI
 from hfpipe import GPTConfig, GPTForCausalLM
 from hfpipe.recipe_args import run_recipe
 from hfpipe.tokenization import train_bpe_tokenizer
+
+from ..conftest import import_script
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "serve.py"
@@ -60,16 +61,9 @@ def test_serves_until_interrupted(model_dir, tmp_path):
     assert "Traceback" not in "".join(lines) + rest
 
 
-def _recipe_main():
-    spec = importlib.util.spec_from_file_location("serve_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def _user_error(capsys, args) -> str:
     """Run the recipe in-process (a new interpreter costs seconds) through run_recipe; return its stderr."""
-    main = _recipe_main()
+    main = import_script("recipes/serve.py", "serve_recipe").main
     with pytest.raises(SystemExit) as exit_info:
         run_recipe(lambda: main(args))
     assert exit_info.value.code == 2

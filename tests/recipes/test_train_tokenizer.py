@@ -1,5 +1,3 @@
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -7,10 +5,10 @@ from transformers import AutoTokenizer
 
 from hfpipe.recipe_args import ConfigError
 
+from ..conftest import import_script
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("train_tokenizer", ROOT / "recipes/train_tokenizer.py")
-recipe = sys.modules["train_tokenizer"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(recipe)
+recipe = import_script("recipes/train_tokenizer.py")
 
 
 def test_bpe_from_config(shared_data, tmp_path):

@@ -153,7 +153,8 @@ def test_a_classifier_is_refused_as_a_language_model_start(recipe, saved_models,
 
 @pytest.mark.parametrize(("content", "message"), [
     ('[{"instruction": "a", "output": "b"},\n {"instruction": "c" "output": "d"}]', "is not valid JSON at line 2, column 22"),
-    ("[]", "holds no records"),
+    ("[]", "is an empty list"),
+    ('[{"instruction": "a", "output": "b"}, "c"]', "record 2 is not an object but str 'c'"),
 ])  # fmt: skip
 def test_bad_json_data_is_one_line_naming_the_file(content, message, saved_models, capsys, monkeypatch):
     from hfpipe.cli import sft

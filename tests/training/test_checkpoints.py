@@ -1,4 +1,5 @@
-"""The output_dir guard: the main process alone decides, so a rank never sees the main's half-written run file."""
+"""The output_dir guard: the main process alone decides, so a rank never sees the main's half-written run file;
+a file is never taken for a directory."""
 
 import json
 from types import SimpleNamespace
@@ -48,3 +49,15 @@ def test_architecture_check_reads_a_config_saved_before_the_switches(tmp_path):
         check_same_architecture(ckpt, GPTConfig.from_preset("tiny", "llama"))
     with pytest.raises(CheckpointError, match="n_kv_heads: checkpoint 4 vs this run 2"):
         check_same_architecture(ckpt, GPTConfig.from_preset("tiny", n_kv_heads=2))
+
+
+def test_an_output_dir_that_is_a_file_is_refused_by_name(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(ValueError, match=f"output_dir '{taken}' is a file, not a directory"):
+        prepare_output_dir(args(taken))
+    with pytest.raises(
+        ValueError, match=f"output_dir '{taken / 'run'}' is inside '{taken}', which is a file"
+    ):
+        prepare_output_dir(args(taken / "run"))
+    assert taken.read_text() == "a file"

@@ -302,21 +302,10 @@ def non_book_switches(config: GPTConfig) -> list[str]:
     return [f"{k}={getattr(config, k)!r}" for k, v in book.items() if getattr(config, k) != v]
 
 
-# The fields that choose the layout (beside the sizes): what the architecture presets set.
-ARCHITECTURE_SWITCHES = (
-    "position",
-    "norm",
-    "norm_weight",
-    "mlp",
-    "n_kv_heads",
-    "qk_norm",
-    "bias",
-    "qkv_bias",
-)
+# The switches that name an architecture preset (architecture_name).
 _NAMED_SWITCHES = ("position", "norm", "norm_weight", "mlp", "qk_norm", "bias")
 
 __all__ = [
-    "ARCHITECTURE_SWITCHES",
     "GPTConfig",
     "GPT_ARCHITECTURES",
     "GPT_PRESETS",
