@@ -86,6 +86,12 @@ def peak_flops(s: Setup) -> float:
     return measure_matmul_peak(torch.bfloat16, size=s.peak_size, seconds=s.peak_seconds)
 
 
+def modern_flags(args) -> list[str]:
+    """The hfpipe side's architecture and optimizer (the book's and AdamW unless given)."""
+    flags = ["--architecture", args.architecture] if args.architecture else []
+    return flags + (["--optimizer", args.optimizer] if args.optimizer else [])
+
+
 def throughput(args) -> dict:
     """Interleaved runs of the recipe and of GPT2LMHeadModel + Trainer, bf16 autocast, SDPA, on one device."""
     s = SETUPS[args.size]
@@ -100,6 +106,7 @@ def throughput(args) -> dict:
             )
             flags += ["--torch_compile", "true"] if args.torch_compile else []
             if side == "hfpipe":
+                flags += modern_flags(args)
                 runs[side].append(run_hfpipe(flags, s))
             else:
                 runs[side].append(run_gpt2(flags, len(tokenizer), tokenizer.eos_token_id))
@@ -111,6 +118,8 @@ def throughput(args) -> dict:
         "name": args.name,
         "size": args.size,
         "torch_compile": args.torch_compile,
+        "architecture": args.architecture or "book",
+        "optimizer": args.optimizer or "adamw",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "peak_flops": peak,
         "flops_per_token": runs["hfpipe"][0]["flops_per_token"],
@@ -158,7 +167,7 @@ def render(work: Path, elapsed: dict) -> str:
         path = work / f"{name}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    eager, compiled, sharded = load("eager"), load("compiled"), load("fsdp")
+    eager, compiled, sharded, modern = load("eager"), load("compiled"), load("fsdp"), load("modern")
     first = eager or compiled
     lines = [
         "# GPU check: pretraining throughput, hfpipe vs GPT2LMHeadModel, and FSDP2",
@@ -178,7 +187,11 @@ def render(work: Path, elapsed: dict) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     one = "1 GPU" if first and first["device"] != "cpu" else "1 device"
-    for label, r in ((f"{one}, eager", eager), (f"{one}, torch_compile", compiled)):
+    modern_label = f"{one}, eager, {modern['architecture']} + {modern['optimizer']}" if modern else ""
+    for label, r in ((f"{one}, eager", eager), (f"{one}, torch_compile", compiled), (modern_label, modern)):
+        if r is None and label == modern_label:
+            lines.append(f"| {one}, eager, the modern preset | not run | | | | |")
+            continue
         if r is None:
             lines.append(f"| {label} | not run | | | | |")
             continue
@@ -201,6 +214,10 @@ def render(work: Path, elapsed: dict) -> str:
             "",
             f"The FSDP run's final model saves as `{sharded['saved_model_loads_as']}` in its auto_map.",
         ]
+    if modern and eager:
+        lines += ["", f"The modern preset ({modern['architecture']}, {modern['optimizer']}) trains at "
+                  f"{modern['steady']['hfpipe'] / eager['steady']['hfpipe']:.2f}x the book preset's tokens/s "
+                  "(AdamW), the same width, depth and batch; GPT2LMHeadModel is the peer of both rows."]  # fmt: skip
     if elapsed:
         lines += ["", "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()) + "."]
     return "\n".join(lines) + "\n"
@@ -220,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     steps.choices["throughput"].add_argument("--name", default="eager", help="names the result file")
     steps.choices["throughput"].add_argument("--torch-compile", action="store_true")
     steps.choices["throughput"].add_argument("--repeats", type=int, default=None, help="rounds of both sides")
+    steps.choices["throughput"].add_argument(
+        "--architecture", default=None, help="hfpipe side: book, llama, ..."
+    )
+    steps.choices["throughput"].add_argument("--optimizer", default=None, help="hfpipe side: adamw or muon")
     steps.choices["fsdp"].add_argument("--max_steps", type=int, default=20)
     steps.choices["table"].add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
     return parser

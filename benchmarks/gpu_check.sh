@@ -3,6 +3,7 @@
 # written to benchmarks/results/gpu_check.md:
 #   - GPT-2 124M pretraining tokens/s and MFU on 1 GPU, bf16 autocast + SDPA, eager and with torch_compile,
 #     hfpipe's recipe against transformers' GPT2LMHeadModel with the same Trainer settings, interleaved;
+#   - the same size with the modern preset (llama: RoPE, RMSNorm, SwiGLU, GQA) and Muon, beside the book one;
 #   - the recipe under accelerate_configs/fsdp.yaml (FSDP2, GPTBlock units) on every GPU present, 20 steps.
 #
 #   bash benchmarks/gpu_check.sh             # on the GPU machine, from anywhere
@@ -55,6 +56,7 @@ run "$PYTHON" benchmarks/bench_gpu.py prepare --workdir "$WORK" ${DATA[@]+"${DAT
 ONE=(env CUDA_VISIBLE_DEVICES="$ONE_GPU" "$PYTHON" benchmarks/bench_gpu.py)
 run "${ONE[@]}" throughput --workdir "$WORK" --name eager
 run "${ONE[@]}" throughput --workdir "$WORK" --name compiled --torch-compile --repeats 1
+run "${ONE[@]}" throughput --workdir "$WORK" --name modern --architecture llama --optimizer muon
 run "$PYTHON" -m accelerate.commands.launch --config_file accelerate_configs/fsdp.yaml \
     --num_processes "$NGPU" --main_process_port 0 benchmarks/bench_gpu.py fsdp --workdir "$WORK" \
     --max_steps 20

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ import yaml
 from .configs import resolve_config
 from .io import check_output_dir, write_json_atomically
 from .recipe_args import ConfigError, optimizer_keys, parse_recipe_args
+from .stage_attempts import begin_attempt, end_attempt, heartbeat
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "pipeline.json"
@@ -400,20 +402,27 @@ def run_pipeline(config: str, overrides: dict | None = None, only: list[str] | N
                 shutil.rmtree(out / stage.name, ignore_errors=True)  # the pipeline owns output_dir/<stage>
             started = time.time()
             if main:
+                attempts = begin_attempt(state["stages"].get(stage.name), stage.action == "resume",
+                                         out / stage.name, started)  # fmt: skip
                 state["stages"][stage.name] = {"fingerprint": stage.fingerprint, "status": "running",
                                                "recipe": stage.recipe, "output": str(stage.output),
                                                "args": stage.args, "settings": settings_of(stage.args),
-                                               "started": started}  # fmt: skip
+                                               "started": started, "attempts": attempts}  # fmt: skip
                 _write_state(out, state)
             PartialState().wait_for_everyone()
+            attempt = state["stages"][stage.name]["attempts"][-1] if main else {}
             try:
-                run_stage(stage)
+                with heartbeat(attempt, lambda: _write_state(out, state)) if main else nullcontext():
+                    run_stage(stage)
             except (Exception, SystemExit) as err:
+                if main:
+                    end_attempt(state["stages"][stage.name], "failed")
+                    _write_state(out, state)
                 raise StageError(stage.name, err) from err
             if main:
                 record = state["stages"][stage.name]
-                record.update(status="done", seconds=record.get("seconds", 0) + time.time() - started,
-                              finished=time.time())  # fmt: skip
+                end_attempt(record, "done")
+                record.update(status="done", finished=time.time())
                 _write_state(out, state)
         if main:
             from .report import write_report

@@ -16,23 +16,29 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from .evaluation.results import COUNT_METRICS
 from .io import write_file_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
 LIBRARIES = ("hfpipe", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl")
-# (column, stage recipe, key in its results.json) of the quality table
+# (figure, stage recipe, key in its results.json, what it measures) of the quality table
 QUALITY = (
-    ("eos share", "sft", "eos_share"),
-    ("template leak share", "sft", "template_leak_share"),
-    ("eos share", "dpo", "eos_share"),
-    ("reward accuracy", "reward_model", "test_accuracy"),
-    ("reward margin", "reward_model", "test_margin"),
-    ("DPO reward accuracy", "dpo", "test_rewards/accuracies"),
-    ("DPO margin", "dpo", "test_rewards/margins"),
-    ("int8 size / original", "quantize", None),
-    ("int8 perplexity", "quantize", "int8_perplexity"),
-    ("original perplexity", "quantize", "original_perplexity"),
+    ("eos share", "sft", "eos_share",
+     "share of SFT's {test_answers} test answers that ended with the end-of-text token (it learned to stop)"),
+    ("template leak share", "sft", "template_leak_share",
+     "share of those answers that ran on into template text (### Instruction, role headers)"),
+    ("eos share", "dpo", "eos_share", "the same after DPO, on DPO's test prompts"),
+    ("reward accuracy", "reward_model", "test_accuracy",
+     "share of held-out preference pairs where the reward model scores the chosen answer higher"),
+    ("reward margin", "reward_model", "test_margin", "mean reward of the chosen minus the rejected answer, held out"),
+    ("DPO reward accuracy", "dpo", "test_rewards/accuracies",
+     "share of held-out pairs where DPO's implicit reward prefers the chosen answer"),
+    ("DPO margin", "dpo", "test_rewards/margins", "mean implicit-reward margin, chosen minus rejected, held out"),
+    ("int8 size / original", "quantize", None, "size on disk of the int8 copy over the original's"),
+)  # fmt: skip
+QUANTIZE_TEXT = (
+    "{before:.4g} -> {after:.4g} on {text} cut into disjoint blocks of up to 256 tokens: each token sees less "
+    "context than in the evaluation table's sliding window, so compare these two with each other, not with that "
+    "table"
 )
 
 
@@ -86,43 +92,60 @@ def architecture(out: Path, stages) -> str | None:
 
 
 def stage_rows(out: Path, stages) -> list[dict]:
-    """Per stage: recipe, status, wall time, tokens, tokens/s, the figures of its results.json, its settings."""
+    """Per stage: recipe, status, wall time (all attempts), attempts, tokens, tokens/s, results, settings."""
     state = _json(out / "pipeline.json").get("stages", {})
     rows = []
     for stage in stages:
         saved = state.get(stage.name, {})
         results = _json(out / stage.name / "results.json")
         metrics = results.get("metrics", {})
-        seconds = saved.get("seconds")
-        tokens = metrics.get("tokens_seen")
+        attempts = [{"seconds": a.get("seconds"), "outcome": a.get("outcome", "running")}
+                    for a in saved.get("attempts", [])]  # fmt: skip
         rows.append({
             "stage": stage.name, "recipe": stage.recipe, "status": saved.get("status", "not run"),
-            "seconds": seconds, "tokens": tokens, "tokens_per_second": metrics.get("train_tokens_per_second"),
-            "metrics": metrics, "args": saved.get("args", stage.args),
+            "seconds": saved.get("seconds"), "attempts": attempts, "tokens": metrics.get("tokens_seen"),
+            "tokens_per_second": metrics.get("train_tokens_per_second"), "metrics": metrics,
+            "args": saved.get("args", stage.args),
         })  # fmt: skip
     return rows
 
 
+def _stage_arg(stage, key: str) -> str | None:
+    flag = f"--{key}"
+    return stage.args[stage.args.index(flag) + 1] if flag in stage.args[:-1] else None
+
+
 def quality_table(out: Path, stages) -> list[dict]:
-    """The checkpoints' figures from their stages' results: eos, leakage, reward accuracy, DPO margin, int8."""
+    """The checkpoints' figures from their stages' results (eos, leakage, reward accuracy, DPO margin, int8,
+    GGUF), each with one line on what it measures and on which text."""
+    from .evaluation.run import LOCAL_TEXT
+
     by_recipe = {}
     for stage in stages:
-        by_recipe.setdefault(stage.recipe, stage.name)
+        by_recipe.setdefault(stage.recipe, stage)
     rows = []
-    for column, recipe, key in QUALITY:
-        name = by_recipe.get(recipe)
-        metrics = _json(out / name / "results.json").get("metrics", {}) if name else {}
+    for column, recipe, key, what in QUALITY:
+        stage = by_recipe.get(recipe)
+        metrics = _json(out / stage.name / "results.json").get("metrics", {}) if stage else {}
         if key is None and "int8_bytes" in metrics:
             value = metrics["int8_bytes"] / metrics["original_bytes"]
         else:
             value = metrics.get(key) if key else None
         if value is not None:
-            rows.append({"figure": column, "stage": name, "value": value})
-    gguf = next((s for s in stages if s.recipe == "export_gguf"), None)
+            count = int(metrics.get("test_answers", 0))
+            rows.append({"figure": column, "stage": stage.name, "value": value,
+                         "what": what.format(test_answers=count or "")})  # fmt: skip
+    quantize = by_recipe.get("quantize")
+    metrics = _json(out / quantize.name / "results.json").get("metrics", {}) if quantize else {}
+    if "original_perplexity" in metrics and "int8_perplexity" in metrics:
+        before, after = metrics["original_perplexity"], metrics["int8_perplexity"]
+        text = _stage_arg(quantize, "eval_file") or f"hfpipe's local text ({LOCAL_TEXT.name})"
+        rows.append({"figure": "int8 perplexity / original", "stage": quantize.name, "value": after / before,
+                     "what": QUANTIZE_TEXT.format(before=before, after=after, text=text)})  # fmt: skip
+    gguf = by_recipe.get("export_gguf")
     if gguf is not None and gguf.output.is_file():
-        rows.append(
-            {"figure": "GGUF size (MB)", "stage": gguf.name, "value": gguf.output.stat().st_size / 1e6}
-        )
+        rows.append({"figure": "GGUF size (MB)", "stage": gguf.name, "value": gguf.output.stat().st_size / 1e6,
+                     "what": "the llama.cpp file of the last model"})  # fmt: skip
     return rows
 
 
@@ -202,6 +225,30 @@ def _answer(text: str) -> str:
     return repr(text[:300]) if text.strip() else "(nothing: only whitespace or the end-of-text token)"
 
 
+def _attempts_line(stage: dict) -> str:
+    """For a stage that took more than one attempt: each attempt's outcome and wall time."""
+    attempts = stage.get("attempts") or []
+    if len(attempts) < 2:
+        return ""
+    each = ", ".join(f"{a['outcome']} after {_fmt(round(a['seconds'], 1)) if a['seconds'] is not None else '?'} s"
+                     for a in attempts)  # fmt: skip
+    return f"- {stage['stage']} took {len(attempts)} attempts, each resuming the one before: {each}."
+
+
+def _evaluation_section(evaluation: dict, chart: str | None) -> str:
+    """The evaluation table with readable column names, then one line per column on what it measures."""
+    from .evaluation.metric_notes import describe, label, shown
+
+    rows, columns = evaluation["rows"], shown(evaluation["columns"])
+    table = _table(["checkpoint", *(label(c) for c in columns)],
+                   [[r["stage"], *(r["metrics"].get(c) for c in columns)] for r in rows])  # fmt: skip
+    texts = {r.get("perplexity_text") for r in rows} - {None}
+    text = " and ".join(sorted(texts)) or None
+    notes = [f"- **{label(c)}** {describe(c, rows[0]['metrics'], text)}" for c in columns]
+    section = "## Evaluation\n\n" + table + "\n\n" + "\n".join(notes) + "\n"
+    return section + (f"\n![evaluation]({chart})\n" if chart else "")
+
+
 def render(report: dict) -> str:
     """``report.md`` from ``report.json``."""
     hw, parts = report["hardware"], [f"# Pipeline report\n\n`{report['pipeline']}`, {report['created']}\n"]
@@ -211,23 +258,22 @@ def render(report: dict) -> str:
     if report.get("architecture"):
         parts.append(f"Model architecture: {report['architecture']}.\n")
     parts.append("## Stages\n\n" + _table(
-        ["stage", "recipe", "status", "wall time (s)", "tokens", "tokens/s"],
-        [[s["stage"], s["recipe"], s["status"], round(s["seconds"], 1) if s["seconds"] else None, s["tokens"],
+        ["stage", "recipe", "status", "wall time (s)", "attempts", "tokens", "tokens/s"],
+        [[s["stage"], s["recipe"], s["status"], round(s["seconds"], 1) if s["seconds"] else None,
+          len(s.get("attempts") or []) or None, s["tokens"],
           round(s["tokens_per_second"], 1) if s["tokens_per_second"] else None] for s in report["stages"]],
     ) + "\n")  # fmt: skip
+    parts += [line for s in report["stages"] if (line := _attempts_line(s))]
+    if any(len(s.get("attempts") or []) > 1 for s in report["stages"]):
+        parts.append("")
     if report.get("losses"):
         parts.append(f"![loss curves]({report['losses']})\n")
-    evaluation = report.get("evaluation")
-    if evaluation:
-        columns = [c for c in evaluation["columns"] if c not in COUNT_METRICS]
-        parts.append("## Evaluation\n\n" + _table(
-            ["checkpoint", *columns], [[r["stage"], *(r["metrics"].get(c) for c in columns)] for r in evaluation["rows"]]
-        ) + "\n")  # fmt: skip
-        if report.get("evaluation_chart"):
-            parts.append(f"![evaluation]({report['evaluation_chart']})\n")
+    if report.get("evaluation"):
+        parts.append(_evaluation_section(report["evaluation"], report.get("evaluation_chart")))
     if report.get("quality"):
-        parts.append("## Quality\n\n" + _table(["figure", "stage", "value"],
-                                               [[q["figure"], q["stage"], q["value"]] for q in report["quality"]]) + "\n")  # fmt: skip
+        parts.append("## Quality\n\n" + _table(["figure", "stage", "value", "what it measures"],
+                                               [[q["figure"], q["stage"], q["value"], q.get("what", "")]
+                                                for q in report["quality"]]) + "\n")  # fmt: skip
     answers = report.get("answers") or []
     if answers:
         names = [k for k in answers[0] if k not in ("instruction", "input")]

@@ -5,9 +5,11 @@ tests/test_pipeline_chain.py (slow).
 """
 
 import json
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from hfpipe.pipeline import (
     run_pipeline,
     settings_of,
 )
-from hfpipe.recipe_args import ConfigError
+from hfpipe.recipe_args import ConfigError, parse_recipe_args
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "the a cat dog sat ran on under mat log big small red blue one two three and then".split()
@@ -254,6 +256,7 @@ def test_a_failing_stage_stops_with_its_error_and_keeps_the_finished_ones(tmp_pa
     )
     state = read_state(tmp_path / "out")
     assert state["stages"]["pretrain"]["status"] == "done" and state["stages"]["sft"]["status"] == "running"
+    assert [a["outcome"] for a in state["stages"]["sft"]["attempts"]] == ["failed"]
 
 
 def test_report_says_when_an_answer_is_empty():
@@ -292,3 +295,104 @@ def test_command_line_values_keep_yaml_1_1_booleans_as_words():
                           "--sft.learning_rate", "0.00005", "--evaluate.lm_eval_tasks", "[a, b]", "--x", "off"])  # fmt: skip
     assert overrides == {"sft.eval_strategy": "no", "sft.bf16": False, "sft.learning_rate": 5e-5,
                          "evaluate.lm_eval_tasks": ["a", "b"], "x": "off"}  # fmt: skip
+
+
+def tiny_model_dir(path: Path) -> Path:
+    from hfpipe import GPTConfig, GPTForCausalLM
+    from hfpipe.tokenization import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 20, vocab_size=300, model_max_length=32)
+    config = GPTConfig(vocab_size=len(tokenizer), context_length=32, emb_dim=16, n_heads=2, n_layers=1,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    GPTForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_killed_stage_that_resumes_reports_each_attempt(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", n_docs=20)
+    stages = {"evaluate": {"model_name_or_path": [str(tiny_model_dir(tmp_path / "m"))], "dataset_name": str(corpus),
+                           "max_eval_documents": 2, "eval_batch_size": 2, "progress": False}}  # fmt: skip
+    path = write_pipeline(tmp_path, stages, report_prompts=0)
+    spec = load_pipeline(str(path))
+    (stage,) = plan(spec)
+    out = Path(spec["output_dir"])
+    # what a SIGKILL leaves: the attempt's start in pipeline.json, and its files, the newest 30 s later
+    killed_at = time.time() - 100
+    (out / "evaluate").mkdir(parents=True)
+    partial = out / "evaluate" / "partial.json"
+    partial.write_text("{}")
+    os.utime(partial, (killed_at + 30, killed_at + 30))
+    record = {"fingerprint": stage.fingerprint, "status": "running", "recipe": "evaluate", "args": stage.args,
+              "started": killed_at, "attempts": [{"started": killed_at}]}  # fmt: skip
+    (out / STATE_FILE).write_text(
+        json.dumps({"pipeline": str(path.resolve()), "stages": {"evaluate": record}})
+    )
+    assert plan(spec)[0].action == "resume"
+
+    run_pipeline(str(path))
+    record = read_state(out)["stages"]["evaluate"]
+    first, second = record["attempts"]
+    assert first["outcome"] == "killed" and first["seconds"] == pytest.approx(30, abs=1)
+    assert second["outcome"] == "done" and record["seconds"] == pytest.approx(30 + second["seconds"])
+    report = (out / "report.md").read_text()
+    assert (
+        "| evaluate | evaluate | done | " in report
+        and "- evaluate took 2 attempts, each resuming the one before: killed after 30" in report
+    )
+    assert "done after" in report
+
+
+def test_the_report_explains_each_evaluation_figure():
+    from hfpipe.report import render
+
+    hardware = {"cpu": "x", "cores": 2, "gpus": [], "native_bf16": False, "python": "3.11"}
+    metrics = {
+        "loss": 5.8,
+        "perplexity": 332.4,
+        "bits_per_byte": 2.9,
+        "eval_tokens": 1834.0,
+        "eval_documents": 8.0,
+        "skipped_documents": 0.0,
+        "hfpipe_mc/acc": 0.31,
+        "hfpipe_mc/acc_norm": 0.3,
+        "hfpipe_mc/chance": 0.25,
+        "hfpipe_bpb/word_perplexity": 900.0,
+        "hfpipe_bpb/byte_perplexity": 7.9,
+        "hfpipe_bpb/bits_per_byte": 3.0,
+    }
+    rows = [{"stage": "dpo", "model": "out/dpo", "metrics": metrics, "perplexity_text": "held.txt"}]
+    what = "318.1 -> 318.5 on hfpipe_text.txt cut into disjoint blocks"
+    quality = [{"figure": "int8 perplexity / original", "stage": "quantize", "value": 1.0013, "what": what}]
+    report = {"pipeline": "p.yaml", "created": "now", "hardware": hardware, "versions": {}, "stages": [],
+              "quality": quality, "evaluation": {"columns": list(metrics), "rows": rows}}  # fmt: skip
+    text = render(report)
+    header = next(line for line in text.splitlines() if line.startswith("| checkpoint"))
+    assert header == ("| checkpoint | perplexity | bits per byte | lm-eval bits per byte | cloze accuracy | "
+                      "cloze accuracy per byte |")  # fmt: skip
+    assert "- **perplexity** (per token; lower is better): exp of the mean next-token loss over 8 documents, " \
+           "1,834 tokens of held.txt" in text  # fmt: skip
+    n_items = sum(1 for line in (REPO / "hfpipe/evaluation/tasks/hfpipe_mc.jsonl").open() if line.strip())
+    assert (
+        "- **cloze accuracy** (share of items; higher is better): sentences of held-out docstrings cut before "
+        f"their last word ({n_items} items)"
+    ) in text
+    assert "chance 25%" in text and "word_perplexity" not in text
+    assert f"| int8 perplexity / original | quantize | 1.001 | {what} |" in text
+
+
+def test_the_cpu_pipeline_answers_at_most_20_prompts_after_sft(tmp_path):
+    from hfpipe.cli.sft import ARGUMENTS
+
+    record = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+    pair = {"instruction": "Name a colour.", "input": "", "chosen": "Blue.", "rejected": "Cat."}
+    (tmp_path / "i.json").write_text(json.dumps([record] * 30))
+    (tmp_path / "p.json").write_text(json.dumps([pair] * 30))
+    spec = load_pipeline(str(REPO / "recipes/configs/pipeline_cpu.yaml"),
+                         {"instruction_data": str(tmp_path / "i.json"), "preference_data": str(tmp_path / "p.json"),
+                          "output_dir": str(tmp_path / "out")})  # fmt: skip
+    sft = next(s for s in plan(spec) if s.name == "sft")
+    *_, sft_args = parse_recipe_args(ARGUMENTS, sft.args)
+    assert sft_args.test_answers == 20
+    *_, defaults = parse_recipe_args(ARGUMENTS, ["--model_name_or_path", "m", "--dataset_name", "d.json"])
+    assert defaults.test_answers == 50  # bounded without a config too

@@ -118,6 +118,8 @@ def test_killed_during_sft_resumes_and_reports_what_an_uninterrupted_run_reports
     assert "resuming from" in again.stdout + again.stderr
     assert (killed / "pretrain" / "model.safetensors").stat().st_mtime == pretrained
     assert all(r["status"] == "done" for r in read_state(killed)["stages"].values())
+    sft_attempts = read_state(killed)["stages"]["sft"]["attempts"]
+    assert [a["outcome"] for a in sft_attempts] == ["killed", "done"] and sft_attempts[0]["seconds"] > 0
     a, b = figures(straight), figures(killed)
     assert a["tokens"] == b["tokens"] and a["answers"] == b["answers"]
     for key in ("evaluation", "quality"):
@@ -126,3 +128,4 @@ def test_killed_during_sft_resumes_and_reports_what_an_uninterrupted_run_reports
             assert a[key][name] == pytest.approx(b[key][name], rel=1e-4), (key, name)
     report = (killed / "report.md").read_text()
     assert "## Evaluation" in report and "## Held-out prompts" in report and "## Quality" in report
+    assert "- sft took 2 attempts, each resuming the one before: killed after " in report

@@ -16,12 +16,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hfpipe.evaluation.metric_notes import chart_panels
 from hfpipe.io import write_json_atomically
 
 RESULTS_FILE = "results.json"
 TABLE_FILES = {"markdown": "table.md", "json": "table.json", "png": "table.png"}
-# Counts are in the tables but not worth a bar in the chart.
-COUNT_METRICS = ("eval_tokens", "eval_documents", "skipped_documents", "judge/scored", "judge/unparsable")
 
 
 def make_results(model: str, metrics: dict[str, float], stage: str | None = None, **extra) -> dict:
@@ -82,19 +81,53 @@ def results_markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_results(rows: list[dict], columns: list[str], path: str | os.PathLike) -> Path:
-    """A bar chart per metric, one bar per checkpoint."""
-    from hfpipe.training.plot import panels, save_figure
+def plot_results(rows: list[dict], panels: list[list[str]], path: str | os.PathLike) -> Path:
+    """One panel per group of figures (``metric_notes.chart_panels``): a point per checkpoint on an axis fitted
+    to the values, so that differences are visible; accuracy panels mark chance with a dashed line."""
+    from hfpipe.evaluation.metric_notes import NOTES, label
+    from hfpipe.training.plot import panels as make_panels
+    from hfpipe.training.plot import save_figure
 
-    fig, axes = panels(len(columns))
-    stages = [r["stage"] for r in rows]
-    for ax, column in zip(axes, columns):
-        values = [r["metrics"].get(column, float("nan")) for r in rows]
-        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
-        ax.set_xticks(range(len(rows)), stages, rotation=20, ha="right", fontsize=8)
-        ax.set_title(column, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
+    fig, axes = make_panels(len(panels), cols=2, size=(4.6, 1.4 + 0.45 * len(rows)))
+    y = list(range(len(rows)))
+    for ax, group in zip(axes, panels):
+        drawn = []
+        for k, column in enumerate(group):
+            values = [r["metrics"].get(column, float("nan")) for r in rows]
+            ax.plot(values, y, color="0.8", zorder=1)
+            ax.scatter(values, y, s=45, zorder=2, label=label(column), color=f"C{k}", marker="os"[k % 2])
+            for row, value in zip(y, values):
+                ax.annotate(_fmt(value), (value, row), textcoords="offset points", xytext=(0, 7), ha="center",
+                            fontsize=8, color=f"C{k}")  # fmt: skip
+            drawn += values
+        chance_key = f"{group[0].split('/')[0]}/chance"
+        chance = next((r["metrics"][chance_key] for r in rows if chance_key in r["metrics"]), None)
+        if chance is not None:
+            ax.axvline(chance, color="0.4", linestyle="--", linewidth=1)
+            ax.annotate("chance", (chance, len(rows) - 0.6), fontsize=7, color="0.4", ha="left")
+            drawn.append(chance)
+        _pad_axis(ax, [v for v in drawn if not math.isnan(v)])
+        note = NOTES.get(group[0])
+        better = (
+            "" if note is None else (", higher is better" if note.higher_is_better else ", lower is better")
+        )
+        ax.set_title(f"{label(group[0])}{better}", fontsize=9)
+        if len(group) > 1:
+            ax.legend(
+                fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(group), frameon=False
+            )
+        ax.set_yticks(y, [r["stage"] for r in rows], fontsize=8)
+        ax.set_ylim(len(rows) - 0.3, -0.6)
+        ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def _pad_axis(ax, values: list[float]) -> None:
+    if not values:
+        return
+    low, high = min(values), max(values)
+    margin = (high - low) * 0.15 or abs(high) * 0.05 or 0.05
+    ax.set_xlim(low - margin, high + margin)
 
 
 def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> dict[str, Path]:
@@ -112,7 +145,7 @@ def write_results_table(rows: Iterable[dict], output_dir: str | os.PathLike) -> 
     tmp = out / f".{TABLE_FILES['markdown']}.tmp"
     tmp.write_text(results_markdown(rows, columns), encoding="utf-8")
     os.replace(tmp, paths["markdown"])
-    charted = [c for c in columns if c not in COUNT_METRICS] or columns
+    charted = chart_panels(columns)
     if charted:
         paths["png"] = plot_results(rows, charted, out / TABLE_FILES["png"])
     return paths

@@ -128,6 +128,13 @@ def load_eval_texts(script_args, args: EvaluationArguments):
     return list(texts) if not script_args or not script_args.dataset_streaming else texts
 
 
+def perplexity_text(script_args) -> str:
+    """The text perplexity is computed on, in words, for tables and the report card."""
+    if script_args is not None and script_args.dataset_name:
+        return str(script_args.dataset_name)
+    return f"hfpipe's local text ({LOCAL_TEXT.name}: short paragraphs of everyday and technical English)"
+
+
 def _responses_path(args: EvaluationArguments, checkpoint: str) -> Path | None:
     path = Path(args.judge_responses)
     if path.is_file():
@@ -181,7 +188,8 @@ def evaluate_checkpoint(checkpoint: str, stage: str, args: EvaluationArguments, 
                                   out / "judge_scores.json", os.environ.get(args.judge_api_key_env),
                                   args.judge_max_retries, args.judge_timeout, progress=args.progress)  # fmt: skip
         metrics |= summary.metrics()
-    record = make_results(checkpoint, metrics, stage)
+    extra = {"perplexity_text": perplexity_text(script_args)} if args.perplexity and not classifier else {}
+    record = make_results(checkpoint, metrics, stage, **extra)
     write_json_atomically(record, out / "results.json")
     logger.info("%s: %s", stage, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     return record

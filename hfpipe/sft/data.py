@@ -41,7 +41,8 @@ class SFTArguments(InstructionSplitArguments):
         default=False, metadata={"help": "drop examples longer than max_length instead of truncating them"}
     )
     test_answers: int | None = field(
-        default=None, metadata={"help": "test prompts answered after training (null: all, 0: none)"}
+        default=50,
+        metadata={"help": "test prompts answered after training, in batches (null: all, 0: none)"},
     )
     answer_max_new_tokens: int = field(default=256, metadata={"help": "cap on each test answer's length"})
     save_merged: bool = field(

@@ -25,7 +25,7 @@ def test_dry_run_prints_commands_the_steps_and_accelerate_accept(tmp_path, monke
         ["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env, check=True
     )
     commands = [shlex.split(line) for line in proc.stdout.splitlines()]
-    assert len(commands) == 5 and not (tmp_path / "w").exists()  # printed, nothing run
+    assert len(commands) == 6 and not (tmp_path / "w").exists()  # printed, nothing run
     steps = []
     monkeypatch.chdir(REPO)  # the script runs from the repository root
     for cmd in commands:
@@ -47,6 +47,7 @@ def test_dry_run_prints_commands_the_steps_and_accelerate_accept(tmp_path, monke
         ("prepare", None),
         ("throughput", False),
         ("throughput", True),
+        ("throughput", False),
         ("fsdp", None),
         ("table", None),
     ]
@@ -85,6 +86,8 @@ def test_the_steps_run_on_a_tiny_model_and_print_one_table(tmp_path, capsys):
         ]
     )
     bench_gpu.main(["throughput", "--workdir", str(work), "--size", "tiny"])
+    bench_gpu.main(["throughput", "--workdir", str(work), "--size", "tiny", "--name", "modern",
+                    "--architecture", "llama", "--optimizer", "muon"])  # fmt: skip
     result = json.loads((work / "eager.json").read_text())
     assert [len(result["runs"][side]) for side in ("hfpipe", "gpt2")] == [1, 1]
     assert result["runs"]["hfpipe"][0]["params"] == result["runs"]["gpt2"][0]["params"]  # the same model size
@@ -100,4 +103,9 @@ def test_the_steps_run_on_a_tiny_model_and_print_one_table(tmp_path, capsys):
         "| 1 device, torch_compile | not run |" in table
         and "| FSDP2, accelerate_configs/fsdp.yaml | not run |" in table
     )
-    assert re.search(r"Step times: prepare \d+ s, eager \d+ s\.", table)
+    modern = re.search(
+        r"^\| 1 device, eager, llama \+ muon \| ([\d,]+) \| ([\d,]+) \| ([\d.]+)x \|", table, re.M
+    )
+    assert modern and all(float(g.replace(",", "")) > 0 for g in modern.groups())
+    assert re.search(r"The modern preset \(llama, muon\) trains at [\d.]+x the book preset's tokens/s", table)
+    assert re.search(r"Step times: prepare \d+ s, eager \d+ s, modern \d+ s\.", table)

@@ -32,3 +32,13 @@ def test_bad_results_are_errors(tmp_path):
         read_results(tmp_path / "missing")
     with pytest.raises(ValueError, match="no results"):
         write_results_table([], tmp_path)
+
+
+def test_the_chart_leaves_out_constant_and_restated_figures():
+    from hfpipe.evaluation.metric_notes import chart_panels
+
+    columns = ["loss", "perplexity", "bits_per_byte", "eval_tokens", "eval_documents", "hfpipe_mc/acc",
+               "hfpipe_mc/acc_norm", "hfpipe_mc/chance", "hfpipe_bpb/word_perplexity", "hfpipe_bpb/byte_perplexity",
+               "hfpipe_bpb/bits_per_byte", "rouge"]  # fmt: skip
+    assert chart_panels(columns) == [["perplexity"], ["hfpipe_mc/acc", "hfpipe_mc/acc_norm"], ["rouge"]]
+    assert chart_panels(["hfpipe_bpb/bits_per_byte"]) == [["hfpipe_bpb/bits_per_byte"]]  # alone, it is shown

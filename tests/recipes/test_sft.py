@@ -1,6 +1,7 @@
 """recipes/sft.py end to end: hfpipe, GPT-2 and Llama start models, LoRA, packing, resume after SIGKILL, errors."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -50,19 +51,23 @@ def args(model, data, out, *extra):
     ]  # fmt: skip
 
 
-def test_sft_end_to_end(start, data, tmp_path, capsys):
+def test_sft_end_to_end(start, data, tmp_path, capsys, caplog):
     out = tmp_path / "sft"
-    result = sft.main(args(start, data, out))
+    with caplog.at_level(logging.INFO, logger="hfpipe.evaluation.answers"):
+        result = sft.main(args(start, data, out, "--test_answers", "6", "--per_device_eval_batch_size", "4"))
     printed = capsys.readouterr().out
+    logged = [r.getMessage() for r in caplog.records if r.name == "hfpipe.evaluation.answers"]
+    assert logged[0] == "test answers: 6 prompts, 4 at a time, up to 12 new tokens each"
+    assert "about" in logged[1] and "for the 6 prompts" in logged[1]
     m = result.metrics
     assert m["eval_loss"] < m["eval_loss_before"] - 1.5  # learned the responses
     assert m["eos_share"] == 1.0 and m["template_leak_share"] == 0.0  # learned to stop
     answers = json.loads((out / "test_responses.json").read_text())
-    assert len(answers) == 8 and {"instruction", "input", "reference", "response"} <= set(answers[0])
+    assert len(answers) == 6 and {"instruction", "input", "reference", "response"} <= set(answers[0])
     assert "validation loss" in printed and "ended with eos 100.0 %" in printed
     summary = json.loads((out / "results.json").read_text())
     assert summary["stage"] == "sft" and summary["data_format"] == "alpaca"
-    assert summary["metrics"]["test_answers"] == 8 and summary["metrics"]["eos_share"] == 1.0
+    assert summary["metrics"]["test_answers"] == 6 and summary["metrics"]["eos_share"] == 1.0
 
     # the saved tokenizer carries the template training used: inference renders the same prompt
     tok = AutoTokenizer.from_pretrained(out)
