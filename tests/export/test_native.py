@@ -213,3 +213,28 @@ def test_a_lora_adapter_exports_merged(exported, tmp_path):
     with torch.no_grad():
         assert (native(ids).logits - merged(ids).logits).abs().max().item() <= 1e-5
         assert (base(ids).logits - merged(ids).logits).abs().max().item() > 1e-3  # the adapter counts
+
+
+def test_output_dir_must_not_be_the_source(exported):
+    source, native = exported["llama"]
+    with pytest.raises(ValueError, match="is the model being converted"):
+        export_native(source, source)
+    with pytest.raises(ValueError, match="is the model being converted"):
+        import_native(native, native)
+    assert (source / "model.safetensors").is_file()
+
+
+def test_import_reads_a_llama_saved_with_rope_theta_and_rope_scaling(exported, tmp_path):
+    """Llama checkpoints saved before transformers 5 name RoPE `rope_theta` + `rope_scaling`, not
+    `rope_parameters`: transformers reads them into rope_parameters, and the import takes them from there."""
+    import shutil
+
+    _, native = exported["llama"]
+    old = shutil.copytree(native, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text())
+    config.pop("rope_parameters")
+    config.update(rope_theta=250000.0, rope_scaling={"rope_type": "linear", "factor": 4.0})
+    (old / "config.json").write_text(json.dumps(config))
+    back = load_model(str(import_native(old, tmp_path / "back")))
+    assert back.config.rope_theta == 250000.0
+    assert back.config.rope_scaling_parameters == {"rope_type": "linear", "factor": 4.0}
