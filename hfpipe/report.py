@@ -20,7 +20,8 @@ from .evaluation.results import COUNT_METRICS
 from .io import write_file_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
-LIBRARIES = ("hfpipe", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl")
+LIBRARIES = ("hfpipe", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl",
+             "huggingface_hub", "safetensors")  # fmt: skip
 # (column, stage recipe, key in its results.json) of the quality table
 QUALITY = (
     ("eos share", "sft", "eos_share"),
