@@ -123,6 +123,24 @@ def final_eval_metrics(trainer) -> dict:
     return metrics
 
 
+def without_dataset_bars(make):
+    """``make`` (a trainer class) to call with datasets' progress bars off: trl prepares each dataset in several
+    ``map`` steps (Adding EOS, Tokenizing, Truncating...), one bar each; hfpipe's own long work keeps its bars."""
+
+    def call(*args, **kwargs):
+        import datasets
+
+        was_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            return make(*args, **kwargs)
+        finally:
+            if was_on:
+                datasets.enable_progress_bars()
+
+    return call
+
+
 def expect_tied_head_missing(model) -> None:
     """A checkpoint stores a tied output head once, as the token embedding. Trainer re-ties it on resume without
     a word only when the missing keys are the model's ``_keys_to_ignore_on_save``; otherwise it warns

@@ -1,4 +1,4 @@
-"""hfpipe.training.run: resuming a real Trainer from its checkpoint, with a tied and an untied output head."""
+"""hfpipe.training.run: resuming a real Trainer (tied and untied head), and trl trainers preparing data quietly."""
 
 import logging
 
@@ -22,16 +22,20 @@ def tokenizer():
     return train_bpe_tokenizer(TEXTS * 4, vocab_size=300, model_max_length=32)
 
 
-def trainer(tokenizer, out, max_steps: int, tied: bool) -> Trainer:
+def tiny_model(tokenizer, tied: bool) -> GPTForCausalLM:
     torch.manual_seed(0)
     config = GPTConfig.from_preset("tiny", vocab_size=len(tokenizer), context_length=32, emb_dim=32, n_layers=1,
                                    n_heads=2, tie_word_embeddings=tied)  # fmt: skip
+    return GPTForCausalLM(config)
+
+
+def trainer(tokenizer, out, max_steps: int, tied: bool) -> Trainer:
     data = Dataset.from_dict({"text": TEXTS}).map(
         lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"]
     )
     args = TrainingArguments(str(out), max_steps=max_steps, per_device_train_batch_size=2, save_steps=2,
                              report_to="none", disable_tqdm=True, use_cpu=True, bf16=False)  # fmt: skip
-    return Trainer(model=GPTForCausalLM(config), args=args, train_dataset=data,
+    return Trainer(model=tiny_model(tokenizer, tied), args=args, train_dataset=data,
                    data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))  # fmt: skip
 
 
@@ -58,3 +62,34 @@ def test_a_resume_says_nothing_of_missing_keys_and_keeps_the_head(tokenizer, tmp
     assert not [line for line in handler.lines if "missing keys" in line], handler.lines
     model = resumed.model
     assert (model.lm_head.weight is model.model.tok_emb.weight) == tied
+
+
+@pytest.mark.parametrize("kind", ["SFTTrainer", "DPOTrainer"])
+def test_trl_prepares_its_datasets_without_a_bar_each(kind, tokenizer, tmp_path, capfd):
+    import copy
+
+    import datasets
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from hfpipe.training.run import without_dataset_bars
+
+    def build(make):
+        model = tiny_model(tokenizer, tied=True)
+        common = dict(max_length=32, report_to="none", use_cpu=True, bf16=False)
+        if kind == "SFTTrainer":
+            return make(SFTTrainer)(model=model, args=SFTConfig(str(tmp_path), **common), processing_class=tokenizer,
+                                    train_dataset=Dataset.from_dict({"text": TEXTS}))  # fmt: skip
+        pairs = Dataset.from_dict({"prompt": ["the cat sat on the"] * 4, "chosen": [" mat."] * 4,
+                                   "rejected": [" log log"] * 4})  # fmt: skip
+        return make(DPOTrainer)(model=model, ref_model=copy.deepcopy(model), args=DPOConfig(str(tmp_path), **common),
+                                processing_class=tokenizer, train_dataset=pairs)  # fmt: skip
+
+    datasets.enable_progress_bars()
+    capfd.readouterr()
+    build(without_dataset_bars)
+    quiet = capfd.readouterr().err
+    assert datasets.is_progress_bar_enabled()  # on again afterwards
+    build(lambda cls: cls)
+    plain = capfd.readouterr().err
+    assert "Tokenizing" in plain, plain  # trl's own bars: the check can fail
+    assert "Tokenizing" not in quiet and "examples/s" not in quiet, quiet
