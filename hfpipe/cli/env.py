@@ -37,8 +37,19 @@ def extras() -> dict[str, dict[str, str | None]]:
 
 def bf16_line(machine: dict) -> str:
     """Whether bf16 is on by default here, and why."""
+    import torch
+
     forced = os.environ.get(FAST_BF16_ENV, "").strip()
-    why = f"{FAST_BF16_ENV}={forced}" if forced else ("GPU" if machine["gpus"] else "CPU")
+    if forced:
+        why = f"{FAST_BF16_ENV}={forced}"
+    elif machine["gpus"]:
+        why = "GPU"
+    elif torch.cpu._is_amx_tile_supported():
+        why = "CPU with AMX"
+    elif torch.cpu._is_avx512_bf16_supported():
+        why = "CPU with AVX512-BF16"
+    else:
+        why = "CPU without AVX512-BF16 or AMX"
     if machine["native_bf16"]:
         return f"native ({why}): on by default"
     return f"not native ({why}; emulated ~4x slower than fp32): off by default, --bf16 true forces it"
