@@ -84,7 +84,8 @@ def environment() -> str:
 def main(args: list[str] | None = None) -> str:
     """Print the environment; returns the printed text."""
     parser = argparse.ArgumentParser(
-        prog="hfpipe env", description="Print hfpipe's version, its libraries', the hardware and bf16 support."
+        prog="hfpipe env",
+        description="Print hfpipe's version, its libraries', the hardware and bf16 support.",
     )
     unknown = parser.parse_known_args(list(args or []))[1]
     if unknown:
