@@ -156,7 +156,7 @@ print(json.dumps({"seconds": seconds, "tokens": tokens, "lines": lines_read}))
 
 def run_raw(corpus: Path, tok_dir: Path, threads: int, work: Path) -> dict:
     """Raw `tokenizers` over the corpus with ``threads`` threads: seconds in ``encode_batch``, tokens, lines."""
-    from hfpipe.tokenization import load_tokenizer
+    from hfpipe.loading import load_tokenizer
 
     load_tokenizer(tok_dir).backend_tokenizer.save(str(work / "raw-tokenizer.json"))
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "true", "RAYON_NUM_THREADS": str(threads)}
@@ -195,9 +195,9 @@ def measure_model(
     from trl import ScriptArguments
 
     from hfpipe.data import DataArguments, build_lm_datasets
+    from hfpipe.loading import load_tokenizer
     from hfpipe.models.gpt import GPTConfig, GPTForCausalLM
     from hfpipe.pretraining import collate_blocks
-    from hfpipe.tokenization import load_tokenizer
     from hfpipe.training.callbacks import ThroughputCallback, add_callbacks
 
     tokenizer = load_tokenizer(tok_dir)
