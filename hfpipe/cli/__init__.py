@@ -94,4 +94,5 @@ def main(argv: list[str] | None = None) -> None:
     run_recipe(lambda: module.main(args))
 
 
-skip_peft_when_only_printing_help(sys.argv)  # before a command's module imports transformers' TrainingArguments
+# before a command's module imports transformers' TrainingArguments
+skip_peft_when_only_printing_help(sys.argv)
