@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> str:
         "register with transformers' Auto classes when those load. A command's `--help` builds its parser from "
         "`TrainingArguments` (as `trl sft --help` does), which imports torch; transformers imports peft with it, and "
         "through peft its model classes, only because peft is installed: a process that only prints hfpipe's "
-        "help keeps peft out (`hfpipe.cli.skip_peft_when_only_printing_help`).\n"
+        "help keeps peft out (`hfpipe.cli.skip_peft_when_only_printing_help`), and hfpipe's settings modules import "
+        "the trainer, datasets and the model classes only in the functions that use them.\n"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(lambda tmp: tmp.write_text(text), args.output)
