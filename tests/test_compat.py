@@ -107,3 +107,14 @@ def test_a_model_load_prints_no_torchao_or_pytree_lines():
     assert not [line for line in with_hfpipe.splitlines() if any(n in line for n in TORCHAO_NOISE)], (
         with_hfpipe
     )
+
+
+def test_import_hfpipe_checks_the_floor_without_importing_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, hfpipe; print('transformers' in sys.modules, 'torch' in sys.modules)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.split() == ["False", "False"]
