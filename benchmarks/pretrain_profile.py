@@ -102,14 +102,17 @@ def instrument_hfpipe(regions: Regions) -> None:
     from transformers.trainer_callback import CallbackHandler
 
     from hfpipe import pretraining
+    from hfpipe.data import prepare
+    from hfpipe.training import callbacks, run, throughput
 
     w = regions.wrap
     w(pretraining, "get_tokenizer", "tokenizer")
-    w(pretraining, "build_lm_datasets", "data preparation")
+    # pretrain() imports these when it runs: wrapped where they are defined, it gets the wrapped ones
+    w(prepare, "build_lm_datasets", "data preparation")
     w(pretraining, "build_model", "model build")
-    w(pretraining, "measure_matmul_peak", "MFU peak measurement")
-    w(pretraining, "generate_sample", "sample")
-    w(pretraining, "finish_run", "final save")
+    w(throughput, "measure_matmul_peak", "MFU peak measurement")
+    w(callbacks, "generate_sample", "sample")
+    w(run, "finish_run", "final save")
     w(Trainer, "__init__", "Trainer init")
     w(Trainer, "get_batch_samples", "data loading", base_after=LOOP)
     w(Trainer, "compute_loss", "forward + loss")

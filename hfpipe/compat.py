@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from importlib import metadata
 
-import transformers
 from packaging.version import Version
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,20 @@ def output_cache(outputs):
     return getattr(outputs, cache_name(), None)
 
 
-def warn_if_below_floor(version: str = transformers.__version__) -> bool:
-    """Log one warning when ``version`` is older than hfpipe's floor; True when it warned."""
+def transformers_version() -> str:
+    """The installed transformers release, read without importing it (``import hfpipe`` stays light)."""
+    try:
+        return metadata.version("transformers")
+    except metadata.PackageNotFoundError:  # a source checkout on sys.path, without installed metadata
+        import transformers
+
+        return transformers.__version__
+
+
+def warn_if_below_floor(version: str | None = None) -> bool:
+    """Log one warning when ``version`` (default: the installed one) is older than hfpipe's floor; True when
+    it warned."""
+    version = version or transformers_version()
     if Version(Version(version).base_version) >= Version(TRANSFORMERS_FLOOR):
         return False
     logger.warning(
@@ -65,7 +77,7 @@ def _to_group_by_length(value) -> bool:
     if value in ("random", "group_by_length"):
         return value == "group_by_length"
     raise ValueError(
-        f"train_sampling_strategy {value!r} needs transformers 5.2 or later (installed: {transformers.__version__}); "
+        f"train_sampling_strategy {value!r} needs transformers 5.2 or later (installed: {transformers_version()}); "
         "upgrade it, or use group_by_length: true|false"
     )
 

@@ -13,12 +13,12 @@ saved inside the adapter.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import PreTrainedModel
-from trl import ModelConfig, get_peft_config
-
-from .models.gpt import GPTConfig
+if TYPE_CHECKING:  # peft and the model classes load when LoRA is used, not when a recipe builds its parser
+    from peft import LoraConfig, PeftModel, TaskType
+    from transformers import PreTrainedModel
+    from trl import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,11 @@ DEFAULT_TARGET_MODULES = ["qkv", "out_proj", "fc1", "gate_up", "fc2"]
 
 def build_lora_config(model_args: ModelConfig, task_type: str | TaskType, model=None) -> LoraConfig:
     """A peft ``LoraConfig`` from trl's ``model_args`` for ``task_type``; hfpipe's linears by default."""
+    from peft import TaskType
+    from trl import get_peft_config
+
+    from .models.gpt import GPTConfig
+
     if model_args.lora_r <= 0:
         raise ValueError(f"lora_r must be a positive integer, got {model_args.lora_r}")
     if not 0.0 <= model_args.lora_dropout < 1.0:
@@ -69,6 +74,8 @@ def log_parameters(model, prefix: str = "") -> tuple[int, int]:
 
 def apply_lora(model: PreTrainedModel, model_args: ModelConfig, task_type: str | TaskType) -> PeftModel:
     """Wrap ``model`` with LoRA adapters (base weights frozen) and log its trainable/total parameters."""
+    from peft import get_peft_model
+
     config = build_lora_config(model_args, task_type, model)
     targets = config.target_modules
     if isinstance(targets, (list, set, tuple)):

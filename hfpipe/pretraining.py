@@ -14,22 +14,19 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from datasets import IterableDataset
-from transformers import IntervalStrategy, SchedulerType, Trainer, TrainingArguments, default_data_collator
+from transformers import IntervalStrategy, SchedulerType, TrainingArguments
 
 from . import hardware
-from .data import build_lm_datasets
-from .data.stdlib_corpus import stdlib_corpus_path
 from .hardware import launched_on_cpu_only
-from .loading import check_exists, load_model, load_tokenizer
-from .models.gpt import GPT_ARCHITECTURES, GPT_PRESETS, GPTConfig, GPTForCausalLM
-from .tokenizer_run import tokenizer_for_run
-from .training.callbacks import generate_sample, standard_callbacks
-from .training.checkpoints import find_resume_checkpoint
-from .training.run import finish_run, prepare_output_dir, train_and_evaluate
-from .training.throughput import flops_per_token, measure_matmul_peak
+from .models.gpt import GPT_ARCHITECTURES, GPT_PRESETS, GPTConfig  # the configuration only: no torch modeling
+
+# Only what the settings need loads with this module, so `pretrain --help` is fast; the trainer, the data and
+# the model classes load in the functions that use them.
+if TYPE_CHECKING:
+    from .models.gpt import GPTForCausalLM
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +138,9 @@ _OVERRIDES = (
 
 def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTForCausalLM:
     """A new GPT from preset + overrides sized to ``tokenizer``, or the checkpoint ``model_args`` names."""
+    from .loading import load_model
+    from .models.gpt import GPTForCausalLM
+
     special_ids = {
         "bos_token_id": tokenizer.bos_token_id
         if tokenizer.bos_token_id is not None
@@ -171,6 +171,8 @@ def build_model(model_args, arch_args: ArchitectureArguments, tokenizer) -> GPTF
 
 def collate_blocks(features: list[dict]) -> dict:
     """Stack packed blocks into a batch; ids stored as int32 (half the disk) become int64 for the loss."""
+    from transformers import default_data_collator
+
     batch = default_data_collator(features)
     return {
         k: v.long() if v.dtype in (torch.int32, torch.int16, torch.uint8) else v for k, v in batch.items()
@@ -199,6 +201,9 @@ def check_dataset_sizes(train_set, eval_set, train_args) -> None:
 
 def get_tokenizer(tok_args, model_args, script_args, data_args, out: Path):
     """The tokenizer named in the config, the checkpoint's own, or one trained on the corpus (``out/tokenizer``)."""
+    from .loading import load_tokenizer
+    from .tokenizer_run import tokenizer_for_run
+
     if tok_args.tokenizer_name_or_path:
         return load_tokenizer(tok_args.tokenizer_name_or_path)
     if model_args.model_name_or_path:
@@ -212,6 +217,17 @@ def pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args
     Returns ``(trainer, metrics, sample)``. Running again with the same settings resumes from the last
     complete checkpoint.
     """
+    from datasets import IterableDataset
+    from transformers import Trainer
+
+    from .data import build_lm_datasets
+    from .data.stdlib_corpus import stdlib_corpus_path
+    from .loading import check_exists
+    from .training.callbacks import generate_sample, standard_callbacks
+    from .training.checkpoints import find_resume_checkpoint
+    from .training.run import finish_run, prepare_output_dir, train_and_evaluate
+    from .training.throughput import flops_per_token, measure_matmul_peak
+
     if model_args.use_peft:
         raise ValueError("use_peft is for the fine-tuning recipes; pretraining trains every weight")
     out = Path(train_args.output_dir)

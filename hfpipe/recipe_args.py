@@ -12,6 +12,7 @@ gloo DDP for multi-process CPU launches only with it).
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import logging
@@ -118,17 +119,95 @@ def _cli_keys(args: Sequence[str]) -> list[str]:
     return [a[2:].split("=", 1)[0] for a in args if a.startswith("--") and a != "--config"]
 
 
+# The TrainingArguments keys most runs set, shown right after hfpipe's own in --help (the rest: --help-all).
+COMMON_TRAINING_KEYS = (
+    "output_dir", "overwrite_output_dir", "max_steps", "num_train_epochs", "per_device_train_batch_size",
+    "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
+    "warmup_steps", "weight_decay", "max_grad_norm", "bf16", "eval_strategy", "eval_steps", "logging_steps",
+    "save_steps", "save_total_limit", "seed", "report_to", "activation_checkpointing", "gradient_checkpointing",
+)  # fmt: skip
+HELP_ALL = "--help-all"
+
+
+class _HelpAllAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.full_help = True
+        parser.print_help()
+        parser.exit()
+
+
+def help_sections(dataclass_types) -> list[tuple[str, list[str], bool]]:
+    """``(heading, field names, shown without --help-all)`` in the order --help prints them: hfpipe's settings,
+    the common training ones, the other libraries' dataclasses, the trainer config's own, and last the rest of
+    ``TrainingArguments``."""
+    base = {f.name for f in fields(TrainingArguments)}
+    ours, theirs, trainer_own, training = [], [], [], []
+    for dc in dataclass_types:
+        names = [f.name for f in fields(dc) if f.init]
+        if issubclass(dc, TrainingArguments):
+            training += [n for n in names if n in base]
+            names = [n for n in names if n not in base]
+        if dc.__module__.split(".")[0] == "hfpipe" and dc is not RunArguments:
+            ours.append((f"hfpipe's {dc.__name__}", names))
+        elif issubclass(dc, TrainingArguments):
+            trainer_own.append((f"{dc.__name__}'s own settings ({dc.__module__.split('.')[0]})", names))
+        elif dc is not RunArguments:
+            theirs.append((f"{dc.__name__} ({dc.__module__.split('.')[0]})", names))
+    if any(dc is RunArguments for dc in dataclass_types):
+        training.append("overwrite_output_dir")
+    common = [k for k in COMMON_TRAINING_KEYS if k in training]
+    if "activation_checkpointing" in common and "gradient_checkpointing" in common:
+        common.remove("gradient_checkpointing")  # its old name (transformers < 5.23), with the rest
+    rest = [n for n in training if n not in common]
+    sections = [(title, names, True) for title, names in ours]
+    sections.append(("common training settings (TrainingArguments)", common, True))
+    sections += [(title, names, True) for title, names in theirs + trainer_own]
+    sections.append(("every other TrainingArguments setting", rest, False))
+    return [section for section in sections if section[1]]
+
+
 class RecipeParser(TrlParser):
-    """``TrlParser`` whose errors are one readable line, with hardware-aware precision defaults."""
+    """``TrlParser`` whose errors are one readable line, with hardware-aware precision defaults and a --help
+    that shows hfpipe's settings and the common training ones first (``--help-all``: every setting)."""
+
+    full_help = False
 
     def __init__(self, dataclass_types, **kwargs):
+        kwargs.setdefault("usage", "%(prog)s [--config file.yaml] [--key value ...]")
         super().__init__(dataclass_types, **kwargs)
+        self.dataclass_types_for_help = list(dataclass_types)
+        if any(issubclass(dc, TrainingArguments) for dc in self.dataclass_types_for_help):
+            self.add_argument(HELP_ALL, action=_HelpAllAction, nargs=0, default=argparse.SUPPRESS,
+                              dest=argparse.SUPPRESS, help="list every setting, all of TrainingArguments' too")  # fmt: skip
         defaults = {}
         if any(a.dest == "bf16" for a in self._actions):
             defaults["bf16"] = hardware.fast_bf16_available()
         if any(a.dest == "use_cpu" for a in self._actions) and not hardware.has_accelerator():
             defaults["use_cpu"] = True
         self.set_defaults_with_config(**defaults)
+
+    def format_help(self) -> str:
+        """Usage, then the settings by section (see ``help_sections``); without ``--help-all`` the long tail of
+        ``TrainingArguments`` is one line saying how to list it."""
+        by_dest = {}
+        for action in self._actions:  # a bool that defaults to True has two: --key and --no_key
+            by_dest.setdefault(action.dest, []).append(action)
+        formatter = self._get_formatter()
+        formatter.add_usage(self.usage, [], [])
+        formatter.add_text(self.description)
+        formatter.start_section("options")
+        formatter.add_arguments([a for a in self._actions if a.dest in (argparse.SUPPRESS, "help", "config")])
+        formatter.end_section()
+        for title, names, shown in help_sections(self.dataclass_types_for_help):
+            if shown or self.full_help:
+                formatter.start_section(title)
+                formatter.add_arguments([action for n in names for action in by_dest.get(n, [])])
+                formatter.end_section()
+            else:
+                formatter.add_text(f"{len(names)} more TrainingArguments settings (logging, saving, evaluation, "
+                                   f"distributed, hub...): {HELP_ALL} lists them")  # fmt: skip
+        formatter.add_text(self.epilog)
+        return formatter.format_help()
 
     def error(self, message: str):
         message = re.sub(r"argument (--\w+)(/--[\w-]+)*:", r"\1:", message)  # one spelling of the flag
@@ -194,7 +273,11 @@ def parse_recipe_args(dataclass_types: Sequence[type], args: Sequence[str] | Non
         args = args[:i] + args[i + 2 :]
     yaml_data = _translate_yaml(yaml_data, translations)
     args = _translate_cli(args, translations)
-    unknown = [k for k in _cli_keys(args) if k.replace("-", "_") not in known and k not in ("help", "h")]
+    unknown = [
+        k
+        for k in _cli_keys(args)
+        if k.replace("-", "_") not in known and k not in ("help", "h", HELP_ALL[2:])
+    ]
     if unknown:
         hints = [f"--{k}" + (f" (did you mean --{c[0]}?)" if (c := difflib.get_close_matches(k, sorted(known), n=1)) else "")
                  for k in unknown]  # fmt: skip

@@ -19,7 +19,8 @@ from pathlib import Path
 from .io import write_file_atomically, write_json_atomically
 
 logger = logging.getLogger(__name__)
-LIBRARIES = ("hfpipe", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl")
+LIBRARIES = ("hfpipe", "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl",
+             "huggingface_hub", "safetensors")  # fmt: skip
 # (figure, stage recipe, key in its results.json, what it measures) of the quality table
 QUALITY = (
     ("eos share", "sft", "eos_share",

@@ -1,6 +1,7 @@
 """hfpipe.compat: the transformers API that moved within 5.x — cache name, renamed training keys, tested range."""
 
 import logging
+import os
 
 import pytest
 import transformers
@@ -71,3 +72,49 @@ def test_plain_help_prints_no_warning():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+LOAD_A_MODEL = """
+import tempfile
+{hfpipe}
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+with tempfile.TemporaryDirectory() as d:
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)).save_pretrained(d)
+    AutoModelForCausalLM.from_pretrained(d)
+"""
+TORCHAO_NOISE = ("Failed to load", "register_constant", "_pytree")
+
+
+def test_a_model_load_prints_no_torchao_or_pytree_lines():
+    """torchao's PyPI wheel carries CUDA kernels (``_C_mxfp8``, ``_C_cutlass_90a``) that a CPU torch cannot load, and
+    registers Enums in a way torch 2.13 deprecates; transformers imports it with any model class. In a process that
+    imported hfpipe, none of those lines appears."""
+    import subprocess
+    import sys
+
+    def stderr(hfpipe: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", LOAD_A_MODEL.format(hfpipe=hfpipe)], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stderr
+
+    without = stderr("")  # plain transformers: the lines this test is about
+    if not any(n in without for n in TORCHAO_NOISE):
+        pytest.skip(
+            "no torchao, or one that loads cleanly here (a CPU build, a GPU machine): nothing to silence"
+        )
+    with_hfpipe = stderr("import hfpipe")
+    assert not [line for line in with_hfpipe.splitlines() if any(n in line for n in TORCHAO_NOISE)], (
+        with_hfpipe
+    )
+
+
+def test_import_hfpipe_checks_the_floor_without_importing_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, hfpipe; print('transformers' in sys.modules, 'torch' in sys.modules)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.split() == ["False", "False"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
+from pathlib import Path
 
 # command -> (module in hfpipe.cli, what it does)
 COMMANDS = {
@@ -37,7 +38,30 @@ COMMANDS = {
     "refresh_code": ("refresh_code", "replace the model code saved beside a model with this hfpipe's"),
     "pipeline": ("pipeline", "run the stages of a pipeline config, from raw text to a served model"),
     "configs": ("configs", "list the configs hfpipe ships (any --config takes their names); print one"),
+    "env": ("env", "print the versions, hardware and bf16 support for a bug report"),
 }
+
+
+HELP_FLAGS = ("-h", "--help", "--help-all")
+
+
+def only_prints_help(argv: list[str]) -> bool:
+    """True for a process started to print one hfpipe command's help: ``hfpipe <command> --help``,
+    ``python -m hfpipe <command> --help`` or ``python recipes/<name>.py --help``."""
+    entry = Path(argv[0]) if argv else Path()
+    ours = (
+        entry.name == "hfpipe"
+        or entry == Path(__file__).parents[1] / "__main__.py"
+        or (entry.parent.name == "recipes" and entry.stem in {module for module, _ in COMMANDS.values()})
+    )
+    return ours and any(flag in HELP_FLAGS for flag in argv[1:])
+
+
+def skip_peft_when_only_printing_help(argv: list[str]) -> None:
+    """Keep peft out of a help-only process: transformers imports it (and, through it, its model classes, ~half
+    of the start-up time) with ``TrainingArguments`` only because it is installed; no setting needs it."""
+    if only_prints_help(argv) and "peft" not in sys.modules:
+        sys.modules["peft"] = None  # find_spec() then reports it missing, so transformers skips it
 
 
 def usage() -> str:
@@ -55,8 +79,6 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``hfpipe <command> [args]``; a mistake ends in one ``error: ...`` line and exit code 2."""
-    from hfpipe.recipe_args import run_recipe
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
@@ -67,6 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         print(f"error: unknown command {command!r}{hint} (hfpipe --help lists them)", file=sys.stderr)
         sys.exit(2)
+    from hfpipe.recipe_args import run_recipe
+
     module = importlib.import_module(f"hfpipe.cli.{COMMANDS[command][0]}")
     sys.argv = [f"hfpipe {command}", *args]  # the name --help shows
     run_recipe(lambda: module.main(args))
+
+
+# before a command's module imports transformers' TrainingArguments
+skip_peft_when_only_printing_help(sys.argv)

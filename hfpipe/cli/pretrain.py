@@ -18,7 +18,7 @@ from transformers import set_seed
 from trl import ModelConfig, ScriptArguments
 
 from hfpipe.data import DataArguments
-from hfpipe.pretraining import ArchitectureArguments, PretrainConfig, pretrain
+from hfpipe.pretraining import ArchitectureArguments, PretrainConfig
 from hfpipe.recipe_args import parse_recipe_args, setup_logging
 from hfpipe.tokenization import TokenizerArguments
 
@@ -35,6 +35,8 @@ ARGUMENTS = (
 def main(args: list[str] | None = None):
     """Run pretraining; the final model is in ``output_dir``. Returns the trainer."""
     script_args, model_args, arch_args, data_args, tok_args, train_args = parse_recipe_args(ARGUMENTS, args)
+    from hfpipe.pretraining import pretrain
+
     setup_logging(train_args.should_log)
     set_seed(train_args.seed)
     trainer, metrics, sample = pretrain(script_args, model_args, arch_args, data_args, tok_args, train_args)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
-from hfpipe.evaluation.answers import ANSWERS_FILE
 from hfpipe.recipe_args import parse_recipe_args, setup_logging
 from hfpipe.sft.data import SFTArguments
-from hfpipe.sft.train import run_sft
 
 
 def report(result) -> str:
     """The few lines a person wants at the end of a run."""
+    from hfpipe.evaluation.answers import ANSWERS_FILE
+
     m, out = result.metrics, result.output_dir
     lines = [f"model saved to {out.resolve()} (format {result.data_format})"]
     if m.get("eval_loss") is not None:
@@ -44,6 +44,8 @@ ARGUMENTS = (ScriptArguments, SFTConfig, ModelConfig, SFTArguments)
 def main(args: list[str] | None = None):
     """Run SFT; returns hfpipe.sft.train.SFTResult."""
     script_args, training_args, model_args, sft_args = parse_recipe_args(ARGUMENTS, args)
+    from hfpipe.sft.train import run_sft  # the trainer's imports, once the settings parse (--help: never)
+
     setup_logging(training_args.process_index == 0)
     result = run_sft(script_args, training_args, model_args, sft_args)
     if result.trainer.is_world_process_zero():

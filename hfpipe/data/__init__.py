@@ -1,45 +1,28 @@
-"""Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack, token shards."""
+"""Data pipeline: sources, cleaning, one load -> clean -> split path, tokenize + pack, token shards.
 
-from hfpipe.data.args import DataArguments, SplitArguments
-from hfpipe.data.cleaning import CleaningStep, clean_dataset, format_report, normalize_text
-from hfpipe.data.packing import FEATURES, pack_dataset, pack_ids, tokenize_and_pack
-from hfpipe.data.prepare import (
-    build_lm_datasets,
-    load_clean_split,
-    load_packed_dataset,
-    pack_corpus,
-    resolve_block_size,
-    save_packed_dataset,
-    save_token_shards,
-    split_by_position,
-    split_dataset,
-)
-from hfpipe.data.shards import ShardWriter, TokenShardDataset, write_token_shards
-from hfpipe.data.sources import corpus_fingerprint, load_text_dataset
+The names below load with their module on first use, so a recipe's dataclasses (``DataArguments``) come
+without datasets, pandas and pyarrow when a command only prints its ``--help``.
+"""
 
-__all__ = [
-    "FEATURES",
-    "CleaningStep",
-    "DataArguments",
-    "ShardWriter",
-    "SplitArguments",
-    "TokenShardDataset",
-    "build_lm_datasets",
-    "clean_dataset",
-    "corpus_fingerprint",
-    "format_report",
-    "load_clean_split",
-    "load_packed_dataset",
-    "load_text_dataset",
-    "normalize_text",
-    "pack_corpus",
-    "pack_dataset",
-    "pack_ids",
-    "resolve_block_size",
-    "save_packed_dataset",
-    "save_token_shards",
-    "split_by_position",
-    "split_dataset",
-    "tokenize_and_pack",
-    "write_token_shards",
-]
+import importlib
+
+# name -> the module of hfpipe.data that defines it
+_EXPORTS = {
+    "DataArguments": "args", "SplitArguments": "args",
+    "CleaningStep": "cleaning", "clean_dataset": "cleaning", "format_report": "cleaning", "normalize_text": "cleaning",
+    "FEATURES": "packing", "pack_dataset": "packing", "pack_ids": "packing", "tokenize_and_pack": "packing",
+    "build_lm_datasets": "prepare", "corpus_fingerprint": "sources", "load_clean_split": "prepare",
+    "load_packed_dataset": "prepare", "pack_corpus": "prepare", "resolve_block_size": "prepare",
+    "save_packed_dataset": "prepare", "save_token_shards": "prepare", "split_by_position": "prepare",
+    "split_dataset": "prepare",
+    "ShardWriter": "shards", "TokenShardDataset": "shards", "write_token_shards": "shards",
+    "load_text_dataset": "sources",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """The package's names, imported from their modules on first use."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from hfpipe.data.args import SplitArguments
-from hfpipe.data.sources import load_raw_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +238,8 @@ def load_instruction_records(
     """
     if not dataset_name:
         raise ValueError("no dataset given: set dataset_name to a .json/.jsonl/.parquet file or a Hub id")
+    from hfpipe.data.sources import load_raw_dataset  # datasets: only once data loads, not for --help
+
     ds = load_raw_dataset(dataset_name, split=split, config_name=dataset_config)
     fmt = detect_format(ds.column_names) if dataset_format == "auto" else dataset_format
     needed = {"alpaca": "alpaca", "alpaca_chat": "alpaca"}.get(fmt, fmt)

@@ -32,7 +32,8 @@ def count_parameters(model) -> int:
 
 def text_blocks(tokenizer, text: str, block_size: int, max_blocks: int | None = None) -> torch.Tensor:
     """Token ids of ``text`` cut into consecutive blocks of ``block_size`` (the ragged tail dropped)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    # verbose=False: no "longer than the specified maximum sequence length" warning, the text is cut into blocks
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     n = len(ids) // block_size
     if max_blocks is not None:
         n = min(n, max_blocks)

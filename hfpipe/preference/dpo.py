@@ -27,7 +27,13 @@ from hfpipe.evaluation.results import RESULTS_FILE
 from hfpipe.loading import load_tokenizer
 from hfpipe.lora import build_lora_config, merge_lora
 from hfpipe.tokenization import CHAT_TEMPLATE
-from hfpipe.training.run import finish_run, prepare_output_dir, save_final, train_and_evaluate
+from hfpipe.training.run import (
+    finish_run,
+    prepare_output_dir,
+    save_final,
+    train_and_evaluate,
+    without_dataset_bars,
+)
 
 from .common import cap_max_length, final_model, load_preference_start
 from .data import load_split_pairs, to_dataset
@@ -138,7 +144,7 @@ def run_dpo(script_args, training_args, model_args, data_args, dpo_args) -> DPOR
     # Without LoRA the reference is a frozen copy, taken before trl patches the policy's forward.
     ref_model = None if peft_config else copy.deepcopy(model).eval().requires_grad_(False)
     prepare_output_dir(training_args)
-    trainer = DPOTrainer(
+    trainer = without_dataset_bars(DPOTrainer)(
         model=model,
         ref_model=ref_model,
         args=training_args,

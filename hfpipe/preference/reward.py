@@ -22,7 +22,7 @@ from trl import RewardTrainer
 
 from hfpipe.loading import is_adapter, load_model, load_tokenizer, model_context_length, read_config
 from hfpipe.lora import apply_lora, merge_lora
-from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate
+from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate, without_dataset_bars
 
 from .common import cap_max_length, load_preference_start
 from .data import load_split_pairs, to_dataset
@@ -126,7 +126,7 @@ def run_reward_model(script_args, training_args, model_args, data_args) -> Rewar
     if training_args.eval_strategy != "no" and not splits["validation"]:
         raise ValueError("eval_strategy is set but there is no validation data: raise validation_size")
     prepare_output_dir(training_args)
-    trainer = RewardTrainer(
+    trainer = without_dataset_bars(RewardTrainer)(
         model=model,
         args=training_args,
         train_dataset=to_dataset(splits["train"]),

@@ -27,7 +27,7 @@ from hfpipe.data.instructions import format_alpaca_prompt, split_records
 from hfpipe.data.sources import load_raw_dataset
 from hfpipe.loading import model_context_length
 from hfpipe.lora import build_lora_config
-from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate
+from hfpipe.training.run import finish_run, prepare_output_dir, train_and_evaluate, without_dataset_bars
 
 from .common import final_model, load_preference_start
 from .reward import RewardModelReward
@@ -236,7 +236,7 @@ def run_rl(script_args, training_args, model_args, data_args, rl_args, extra_rew
     )
     logger.info("%d training prompts (%s), %d truncated to fit the context", len(train), fmt, truncated)
     prepare_output_dir(training_args)
-    trainer = GRPOTrainer(
+    trainer = without_dataset_bars(GRPOTrainer)(
         model=model,
         reward_funcs=rewards,
         args=training_args,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-
-from datasets import Dataset
+from typing import TYPE_CHECKING
 
 from hfpipe.data.instructions import (
     FORMATS,
@@ -21,7 +20,9 @@ from hfpipe.data.instructions import (
     set_chat_template,
     split_records,
 )
-from hfpipe.loading import resolve_max_length
+
+if TYPE_CHECKING:  # datasets and the model loader load with the data, not when --help builds the parser
+    from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
@@ -138,6 +139,8 @@ def tokenize_records(
         raise ValueError(
             f"no example left to train on ({stats.summary()}); raise max_length or check the data"
         )
+    from datasets import Dataset
+
     return Dataset.from_list(rows), stats
 
 
@@ -150,6 +153,8 @@ def prepare_data(script_args, training_args, sft_args, tokenizer, context: int |
         script_args.dataset_train_split,
     )
     set_chat_template(tokenizer, fmt)
+    from hfpipe.loading import resolve_max_length
+
     training_args.max_length = resolve_max_length(training_args.max_length, context)
     splits = split_records(records, sft_args.test_size, sft_args.validation_size, sft_args.split_seed)
     tokenized, stats = {}, {}

@@ -18,7 +18,14 @@ from trl import SFTTrainer
 from hfpipe.evaluation.answers import ANSWERS_FILE, answer_stats, generate_answers, save_answers
 from hfpipe.loading import model_context_length
 from hfpipe.lora import build_lora_config, merge_lora
-from hfpipe.training.run import finish_run, load_start, prepare_output_dir, save_final, train_and_evaluate
+from hfpipe.training.run import (
+    finish_run,
+    load_start,
+    prepare_output_dir,
+    save_final,
+    train_and_evaluate,
+    without_dataset_bars,
+)
 
 from .data import SFTDataStats, prepare_data
 from .packing import check_packing
@@ -56,7 +63,7 @@ def run_sft(script_args, training_args, model_args, sft_args) -> SFTResult:
 
     if not training_args.packing:  # already tokenized, masked and cut here: nothing left for trl to prepare
         training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    trainer = SFTTrainer(
+    trainer = without_dataset_bars(SFTTrainer)(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],

@@ -124,6 +124,35 @@ def final_eval_metrics(trainer) -> dict:
     return metrics
 
 
+def without_dataset_bars(make):
+    """``make`` (a trainer class) to call with datasets' progress bars off: trl prepares each dataset in several
+    ``map`` steps (Adding EOS, Tokenizing, Truncating...), one bar each; hfpipe's own long work keeps its bars."""
+
+    def call(*args, **kwargs):
+        import datasets
+
+        was_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            return make(*args, **kwargs)
+        finally:
+            if was_on:
+                datasets.enable_progress_bars()
+
+    return call
+
+
+def expect_tied_head_missing(model) -> None:
+    """A checkpoint stores a tied output head once, as the token embedding. Trainer re-ties it on resume without
+    a word only when the missing keys are the model's ``_keys_to_ignore_on_save``; otherwise it warns
+    ``There were missing keys in the checkpoint model loaded: ['lm_head.weight']``. Those keys are never saved
+    for a tied head anyway, so naming them changes no file."""
+    config = getattr(model, "config", None)
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    if tied and getattr(config, "tie_word_embeddings", False):
+        model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | tied
+
+
 def train_and_evaluate(trainer, callbacks=None) -> dict:
     """Train ``trainer`` with hfpipe's callbacks (``standard_callbacks()`` unless given), resuming from the newest
     complete checkpoint in ``output_dir``; returns the training and final validation metrics, with the tokens
@@ -140,6 +169,7 @@ def train_and_evaluate(trainer, callbacks=None) -> dict:
     check_resume_processes(resume, args.world_size, trainer.is_fsdp_enabled)
     if resume:
         logger.info("resuming from %s", resume)
+        expect_tied_head_missing(trainer.model)
     metrics = dict(trainer.train(resume_from_checkpoint=str(resume) if resume else None).metrics)
     metrics.update(final_eval_metrics(trainer))
     logged = [h for h in trainer.state.log_history if "tokens_seen" in h]

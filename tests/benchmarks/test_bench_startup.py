@@ -35,6 +35,13 @@ def test_import_hfpipe_imports_nothing_heavy_that_transformers_does_not():
 
 
 def test_benchmark_writes_its_table(tmp_path):
-    text = bench_startup.main(["--rounds", "1", "--output", str(tmp_path / "startup.md")])
+    text = bench_startup.main(
+        ["--rounds", "1", "--output", str(tmp_path / "startup.md"), "--only", "hfpipe --help"]
+    )
     assert (tmp_path / "startup.md").read_text() == text
-    assert "`python -c 'import hfpipe'`" in text and "ratio to `import transformers`" in text
+    assert "ratio to `import transformers`" in text and "ratio to `trl sft --help`" in text
+    assert (
+        "| `hfpipe --help` |" in text
+        and "| `trl sft --help` |" in text
+        and "| `python -c 'import hfpipe'` |" not in text
+    )

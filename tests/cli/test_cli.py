@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hfpipe.cli import COMMANDS, main
+from hfpipe.cli import COMMANDS, main, only_prints_help
 
 REPO = Path(__file__).resolve().parents[2]
 # the command's Python must not see this checkout: only the installed wheel
@@ -83,3 +83,51 @@ def test_installed_wheel_runs_under_accelerate_with_two_processes(wheel_site, tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["stage"] == "pretrain" and results["metrics"]["tokens_seen"] == 4 * 2 * 4 * 32  # 2 ranks
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["/venv/bin/hfpipe", "sft", "--help"], True),
+        (["/venv/bin/hfpipe", "pretrain", "--help-all"], True),
+        (["recipes/pretrain.py", "-h"], True),
+        (["/venv/bin/hfpipe", "sft", "--max_steps", "3"], False),
+        (["/venv/bin/pytest", "--help"], False),  # someone else's program that imported hfpipe.cli
+        (["my_script.py", "--help"], False),
+        (["-c"], False),
+    ],
+)
+def test_only_a_process_printing_hfpipes_help_skips_peft(argv, expected):
+    assert only_prints_help(argv) is expected
+
+
+def test_every_commands_help_needs_no_peft():
+    """What a help-only process does (peft hidden from transformers): every command still prints its help."""
+    code = (
+        "import contextlib, io, sys\n"
+        "sys.modules['peft'] = None\n"
+        "from hfpipe.cli import COMMANDS, main\n"
+        "for name in COMMANDS:\n"
+        "    out = io.StringIO()\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(out):\n"
+        "            main([name, '--help'])\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code == 0 and f'hfpipe {name}' in out.getvalue(), name\n"
+        "print('ok', sys.modules['peft'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok None", proc.stderr[-3000:]
+
+
+def test_a_commands_help_imports_no_peft_and_prints_nothing_on_stderr():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "hfpipe", "sft", "--help"], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0 and "hfpipe's SFTArguments" in proc.stdout
+    imported = [
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    assert "transformers" in imported and "peft" not in imported and "torchao" not in imported
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("import time:")] == []
