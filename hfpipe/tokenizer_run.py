@@ -11,8 +11,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from hfpipe.data import DataArguments, corpus_fingerprint, load_clean_split
-from hfpipe.loading import load_tokenizer
+from hfpipe.data.args import DataArguments
 from hfpipe.tokenization import (
     FINGERPRINT_FILE,
     TokenizerArguments,
@@ -32,6 +31,9 @@ def build_tokenizer(tok_args: TokenizerArguments, script_args=None, data_args: D
     Returns (tokenizer, bytes per token on the validation split, or None when there is none). The validation
     split is the data pipeline's, so it never holds a duplicate of a training document.
     """
+    from hfpipe.data.prepare import load_clean_split  # here, not above: a recipe's --help needs neither
+    from hfpipe.loading import load_tokenizer
+
     has_data = script_args is not None and bool(script_args.dataset_name)
     if not tok_args.tokenizer_name_or_path and not has_data:
         raise ValueError(
@@ -61,6 +63,8 @@ def build_tokenizer(tok_args: TokenizerArguments, script_args=None, data_args: D
 def tokenizer_fingerprint(tok_args: TokenizerArguments, script_args, data_args: DataArguments) -> dict:
     """What a trained tokenizer depends on (JSON-ready): the tokenizer settings and the corpus
     (:func:`hfpipe.data.corpus_fingerprint`: source files or Hub id, cleaning and split settings)."""
+    from hfpipe.data.sources import corpus_fingerprint
+
     return json.loads(
         json.dumps({"tokenizer": asdict(tok_args), "corpus": corpus_fingerprint(script_args, data_args)})
     )

@@ -22,7 +22,7 @@ def listing() -> str:
     """One line per packaged config: its name and the first sentence of its opening comment."""
     shipped = packaged_configs()
     width = max(map(len, shipped))
-    lines = [f"  {name:<{width}}  {textwrap.shorten(describe(path), 100, placeholder=' ...')}"
+    lines = [f"  {name:<{width}}  {textwrap.shorten(describe(path), 124 - width, placeholder=' ...')}"
              for name, path in shipped.items()]  # fmt: skip
     return "packaged configs (`hfpipe configs NAME` prints one):\n" + "\n".join(lines)
 
