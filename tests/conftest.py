@@ -9,8 +9,10 @@ builds hfpipe's wheel, once per session.
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -29,6 +31,25 @@ import hfpipe  # noqa: E402,F401  (first: quiets optional libraries' import-time
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_until_killed(cmd: list[str], ready: Path, env: dict | None = None, timeout: float = 240) -> None:
+    """Run ``cmd`` and SIGKILL it as soon as ``ready`` exists (a checkpoint's trainer_state.json), as a crash
+    would; fails if it ends first or ``ready`` does not appear within ``timeout`` seconds."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + timeout
+    while not ready.is_file():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, f"no {ready} within {timeout} s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def kill_when_ready():
+    """:func:`run_until_killed`, for a test that crashes a training run on purpose."""
+    return run_until_killed
 
 
 def import_script(path: str | Path, name: str | None = None) -> ModuleType:

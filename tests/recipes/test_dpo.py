@@ -3,10 +3,7 @@
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -104,20 +101,13 @@ def test_start_model_not_instruction_tuned_is_a_warning(setup, tmp_path):
         dpo.main(args((start, setup[1]), tmp_path / "out", "--max_steps", "1", "--test_answers", "0"))
 
 
-def test_resume_after_sigkill(setup, tmp_path, caplog):
+def test_resume_after_sigkill(kill_when_ready, setup, tmp_path, caplog):
     steps = ["--max_steps", "8", "--save_strategy", "steps", "--save_steps", "2", "--test_answers", "0"]
     straight = dpo.main(args(setup, tmp_path / "straight", *steps))
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(RECIPE), *args(setup, killed, *steps)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 240
-    while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-4 within 240 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    cmd = [sys.executable, str(RECIPE), *args(setup, killed, *steps)]
+    kill_when_ready(cmd, killed / "checkpoint-4" / "trainer_state.json", env=env)
     assert not (killed / "model.safetensors").exists()
     caplog.set_level(logging.INFO, logger="hfpipe.training.run")
     resumed = dpo.main(args(setup, killed, *steps))

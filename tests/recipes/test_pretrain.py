@@ -5,10 +5,8 @@ import logging
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -167,21 +165,14 @@ def _final_loss(out: Path) -> float:
     return json.loads((out / "results.json").read_text())["metrics"]["eval_loss"]
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(corpus, tmp_path, caplog):
+def test_resume_after_sigkill_matches_uninterrupted_run(kill_when_ready, corpus, tmp_path, caplog):
     args = ["--max_steps", "40", "--save_steps", "10", "--eval_steps", "40", "--save_total_limit", "5"]
     straight = tmp_path / "straight"
     pretrain.main(tiny_args(corpus, straight, *args))
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, str(RECIPE), *tiny_args(corpus, killed, *args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (killed / "checkpoint-20" / "trainer_state.json").is_file():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-20 within 240 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(cmd, killed / "checkpoint-20" / "trainer_state.json")
     assert not (killed / "model.safetensors").exists()  # it really died mid-run
 
     caplog.set_level(logging.INFO, logger="hfpipe.training.run")

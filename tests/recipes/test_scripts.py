@@ -43,11 +43,19 @@ def alpaca_file(path: Path) -> Path:
     return path
 
 
+def preference_file(path: Path) -> Path:
+    words = "one two three four".split()
+    records = [{"instruction": f"Say {w}.", "input": "", "chosen": w, "rejected": f"not {w}"} for w in words]
+    path.write_text(json.dumps(records * 10))
+    return path
+
+
 def test_every_script_shows_its_help_and_the_pipeline_script_plans(tmp_path):
     data = alpaca_file(tmp_path / "instructions.json")
+    preferences = preference_file(tmp_path / "preferences.json")
     commands = [[str(script), "--help"] for script in SCRIPTS]
     commands.append([str(REPO / "recipes" / "pipeline.py"), "--config", "pipeline_cpu", "--dry_run",
-                     "--instruction_data", str(data), "--preference_data", str(data)])  # fmt: skip
+                     "--instruction_data", str(data), "--preference_data", str(preferences)])  # fmt: skip
     results = run_scripts(commands, cwd=tmp_path)
     for script, result in zip(SCRIPTS, results):
         assert result["code"] == 0, result

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -141,7 +140,7 @@ def test_pretraining_with_muon_one_schedule_and_the_state_in_the_checkpoint(tmp_
     assert all("exp_avg_sq" in saved["state"][i] for i in saved["param_groups"][0]["params"])
 
 
-def test_resume_after_sigkill_with_muon_matches_the_uninterrupted_run(tmp_path, caplog):
+def test_resume_after_sigkill_with_muon_matches_the_uninterrupted_run(kill_when_ready, tmp_path, caplog):
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     args = [*MUON, "--max_steps", "30", "--save_steps", "10", "--eval_steps", "30", "--save_total_limit", "5"]
     straight = tmp_path / "straight"
@@ -151,14 +150,7 @@ def test_resume_after_sigkill_with_muon_matches_the_uninterrupted_run(tmp_path, 
     cmd = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *tiny_args(corpus, killed, *args)]
     # one thread, as this process (conftest): Newton-Schulz runs in bf16, where another summation order shows
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    while not (killed / "checkpoint-10" / "trainer_state.json").is_file():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-10 within 240 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(cmd, killed / "checkpoint-10" / "trainer_state.json", env=env)
     assert not (killed / "model.safetensors").exists()  # it really died mid-run
 
     caplog.set_level(logging.INFO, logger="hfpipe.training.run")
