@@ -30,6 +30,16 @@ nanoGPT's README command for a CPU (a checkout of karpathy/nanoGPT, unmodified) 
 thread each, and compares their wall times (goal: the recipe <= 0.8x nanoGPT's), the loss of both final models on
 the same held-out windows (goal: equal or lower) and where each run's time goes (benchmarks/pretrain_profile.py).
 A bf16 run of the recipe checks that quality holds in bf16: its held-out loss must end within 0.02 of fp32's.
+Beside that pair runs a third process, recipes/configs/shakespeare_char_modern.yaml (the nanochat architecture
+with Muon, 400 steps): the time it takes, start to finish, to reach nanoGPT's 2,000-step held-out loss, against
+nanoGPT's wall time (goal: <= 0.5x), with every run's validation loss against wall time in
+``pretrain_time_to_loss.png`` beside the output. Last, the quickstart corpus with the book preset and AdamW against
+the modern preset and Muon (quickstart.yaml vs quickstart_modern.yaml, benchmarks/book_vs_modern.py), at equal
+steps and at equal wall time (``--without-book-vs-modern`` skips it):
+
+    python benchmarks/bench_pretrain.py --without-throughput --without-bf16 --nanogpt DIR \
+        --output benchmarks/results/pretrain_time_to_loss.md
+
 Writes ``benchmarks/results/pretrain.md`` (after each phase, so an interrupted run leaves its partial figures)
 and prints it.
 """

@@ -106,7 +106,7 @@ def stage_rows(out: Path, stages) -> list[dict]:
             "stage": stage.name, "recipe": stage.recipe, "status": saved.get("status", "not run"),
             "seconds": saved.get("seconds"), "attempts": attempts, "tokens": metrics.get("tokens_seen"),
             "tokens_per_second": metrics.get("train_tokens_per_second"), "metrics": metrics,
-            "args": saved.get("args", stage.args),
+            "args": saved.get("args", stage.args), "optimizer": results.get("optimizer"),
         })  # fmt: skip
     return rows
 
@@ -261,7 +261,9 @@ def render(report: dict) -> str:
                  f"{'yes' if hw['native_bf16'] else 'no'}; Python {hw['python']}; "
                  + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".\n")  # fmt: skip
     if report.get("architecture"):
-        parts.append(f"Model architecture: {report['architecture']}.\n")
+        trained = ", ".join(f"{s['stage']} {s['optimizer']}" for s in report["stages"] if s.get("optimizer"))
+        parts.append(f"Model architecture: {report['architecture']}." + (f" Optimizers: {trained}." if trained else "")
+                     + "\n")  # fmt: skip
     parts.append("## Stages\n\n" + _table(
         ["stage", "recipe", "status", "wall time (s)", "attempts", "tokens", "tokens/s"],
         [[s["stage"], s["recipe"], s["status"], round(s["seconds"], 1) if s["seconds"] else None,

@@ -228,7 +228,8 @@ def test_short_run_report_skip_and_rerun(tmp_path, capsys):
     assert (out / "report_losses.png").is_file() and "## Evaluation" in (out / "report.md").read_text()
     named = "nanochat (rope, rmsnorm without weight, relu2, 1 of 2 kv heads, qk-norm, no bias)"
     assert report["architecture"] == named
-    assert f"Model architecture: {named}." in (out / "report.md").read_text()
+    assert f"Model architecture: {named}. Optimizers: pretrain adamw." in (out / "report.md").read_text()
+    assert json.loads((out / "pretrain" / "results.json").read_text())["optimizer"] == "adamw"
     assert f"architecture: {named}." in (out / "pretrain" / "README.md").read_text()  # the model card
     trained = (out / "pretrain" / "model.safetensors").stat().st_mtime
 

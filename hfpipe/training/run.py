@@ -201,6 +201,16 @@ def save_final(model, tokenizer, output_dir: str | os.PathLike) -> Path:
     return out
 
 
+def optimizer_name(trainer) -> str:
+    """What trained the model, for results.json and the report: ``muon+adamw`` or the optimizer's class name."""
+    from .muon import MuonWithAdamW
+
+    inner = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # inside accelerate's wrapper
+    if inner is None:
+        return "none"
+    return "muon+adamw" if isinstance(inner, MuonWithAdamW) else type(inner).__name__.lower()
+
+
 def finish_run(trainer, tokenizer, stage: str, metrics: dict, *, model=None, card: dict | None = None,
                **extra) -> Path:  # fmt: skip
     """Save the final ``model`` (default: the trainer's), the tokenizer, ``results.json`` (the numeric ``metrics``
@@ -218,7 +228,7 @@ def finish_run(trainer, tokenizer, stage: str, metrics: dict, *, model=None, car
         return out
     trainer.save_state()  # trainer_state.json: the loss curves of the report card
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    write_results(out, str(out), numbers, stage=stage, **extra)
+    write_results(out, str(out), numbers, stage=stage, **{"optimizer": optimizer_name(trainer), **extra})
     final = model if model is not None else trainer.model
     write_model_card(out, final, stage=stage, metrics=numbers, steps=trainer.state.global_step,
                      repo=args.hub_model_id, **(card or {}))  # fmt: skip

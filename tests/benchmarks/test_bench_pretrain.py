@@ -96,13 +96,13 @@ def test_shakespeare_beside_nanogpt(tmp_path, shared_data):
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--without-throughput", "--without-bf16", "--shakespeare-max-steps", "20",
          "--shakespeare-eval-blocks", "40", "--threads", "1", "--shared", str(shared_data),
-         "--output", str(output), "--workdir", str(tmp_path)],
+         "--book-vs-modern-steps", "8", "--output", str(output), "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = output.read_text()
     rows = {}
-    for name in ("nanoGPT", "hfpipe"):
+    for name in ("nanoGPT", "hfpipe", "hfpipe modern"):
         match = re.search(rf"^\| {name} \| ([\d.]+) min \| ([\d.x]*) \| ([\d.]+) \|", table, re.M)
         assert match, f"no row for {name} in\n{table}"
         rows[name] = match.groups()
@@ -119,4 +119,35 @@ def test_shakespeare_beside_nanogpt(tmp_path, shared_data):
         )
         assert match, f"no {region!r} for both runs in\n{section}"
     assert re.search(r"^\| NaN guard \(on_pre_optimizer_step\) \|  \|  \| [\d.]+ \| [\d.]+ \|", section, re.M)
-    assert re.search(r"^\| \*\*wall time of the process\*\* \| [\d.,]+ \|  \| [\d.,]+ \|  \|$", section, re.M)
+    assert re.search(r"^\| \*\*wall time of the process\*\* \| [\d.,]+ \|  \| [\d.,]+ \|  \| [\d.,]+ \|  \|$",
+                     section, re.M)  # fmt: skip
+    # the modern config beside them: its time to nanoGPT's loss, the curves, and book vs modern on quickstart
+    assert re.search(r"\*\*time to nanoGPT's loss: [\d.]+x nanoGPT's wall time\*\*", table)
+    assert (tmp_path / "pretrain_time_to_loss.png").stat().st_size > 10_000
+    for side in ("book, AdamW", "modern, Muon"):
+        assert re.search(
+            rf"^\| {side} \| 8 \| \d+ s \| [\d.]+ \| [\d.]+ \| [\d.]+ \(\d+\) \|$", table, re.M
+        ), table
+
+
+def test_time_to_loss_reading_and_plot(tmp_path):
+    """The curve readings the time-to-loss lines are built from, and the PNG of every run's curve."""
+    sys.path.insert(0, str(BENCH.parent))
+    import book_vs_modern
+    import vs_nanogpt
+
+    curve = [[30.0, 100, 2.2], [60.0, 200, 1.95], [90.0, 300, 1.85]]
+    assert vs_nanogpt.first_time_at(curve, 1.9) == 90.0 and vs_nanogpt.first_time_at(curve, 1.5) is None
+    assert book_vs_modern.loss_by(curve, 75.0) == (1.95, 200) and book_vs_modern.loss_by(curve, 10.0) is None
+    runs = []
+    for name, points in (("nanoGPT", [[20.0, 0, 4.2], [100.0, 2000, 1.88]]), ("hfpipe modern", curve)):
+        run = vs_nanogpt.Run(name, "hfpipe", [], tmp_path, tmp_path)
+        run.result = {
+            "curve": points,
+            "steps": points[-1][1],
+            "wall": points[-1][0] + 5,
+            "reported": points[-1][2],
+        }
+        runs.append(run)
+    png = vs_nanogpt.plot_curves(runs, tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))

@@ -131,7 +131,9 @@ def test_pretraining_with_muon_one_schedule_and_the_state_in_the_checkpoint(tmp_
     assert adamw_decay["lr"] == pytest.approx(3e-3 * 0.1) and muon["lr"] == pytest.approx(0.02 * 0.1)
     logged = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
     assert max(logged) <= 3e-3  # Trainer logs AdamW's learning_rate
-    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["optimizer"] == "muon+adamw"
+    metrics = results["metrics"]
     assert metrics["eval_loss"] < 4.5  # log(300) = 5.7: it learned
     saved = torch.load(out / "checkpoint-24" / "optimizer.pt", weights_only=True)
     assert [len(g["params"]) for g in saved["param_groups"]] == [3, 16, 8]
