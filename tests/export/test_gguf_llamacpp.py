@@ -109,17 +109,22 @@ def test_llama_cpp_tokenizes_like_the_hf_tokenizer(llama, vocabulary, request, t
     assert llamacpp.greedy(llama, path, ODD_TEXT, 1).prompt == tokenizer(ODD_TEXT)["input_ids"]
 
 
-def test_llama_cpps_converter_reads_hfpipes_gpt2_export(llama, shared_data, tmp_path):
-    """hfpipe -> GPT-2 directory -> llama.cpp's convert_hf_to_gguf.py: the same tokens as hfpipe's writer."""
-    tokenizer = load_gpt2_tokenizer(shared_data / "gpt2-tokenizer", model_max_length=64)
-    model = tiny_causal_lm(tokenizer, train_steps=0).train()
-    # GPT-2's 50,258 logits make a step 30x dearer than with 320 tokens: fewer rows, a larger step size
+def fit_briefly(model, tokenizer) -> None:
+    """30 AdamW steps on two rows of TEXT, so that greedy decoding is not a flat distribution's ties. GPT-2's
+    50,258 logits make a step 30x dearer than with 320 tokens: fewer rows, a larger step size."""
     data = torch.tensor(tokenizer(TEXT)["input_ids"][: 2 * 64]).view(2, 64)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(30):
         model(input_ids=data, labels=data).loss.backward()
         opt.step()
         opt.zero_grad()
+
+
+def test_llama_cpps_converter_reads_hfpipes_gpt2_export(llama, shared_data, tmp_path):
+    """hfpipe -> GPT-2 directory -> llama.cpp's convert_hf_to_gguf.py: the same tokens as hfpipe's writer."""
+    tokenizer = load_gpt2_tokenizer(shared_data / "gpt2-tokenizer", model_max_length=64)
+    model = tiny_causal_lm(tokenizer, train_steps=0).train()
+    fit_briefly(model, tokenizer)
     hfpipe_dir = save(model.eval(), tokenizer, tmp_path / "hfpipe")
     gpt2_dir = convert_checkpoint(str(hfpipe_dir), str(tmp_path / "gpt2"), direction="to_gpt2")
     assert json.loads((gpt2_dir / "config.json").read_text())["n_ctx"] == 64  # what the converter reads
@@ -171,12 +176,7 @@ def test_llama_cpps_converter_reads_the_native_export(llama, shared_data, qk_nor
 
     tokenizer = load_gpt2_tokenizer(shared_data / "gpt2-tokenizer", model_max_length=64)
     model = tiny_causal_lm(tokenizer, train_steps=0, **LLAMA_LAYOUT, qk_norm=qk_norm).train()
-    data = torch.tensor(tokenizer(TEXT)["input_ids"][: 2 * 64]).view(2, 64)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        model(input_ids=data, labels=data).loss.backward()
-        opt.step()
-        opt.zero_grad()
+    fit_briefly(model, tokenizer)
     hfpipe_dir = save(model.eval(), tokenizer, tmp_path / "hfpipe")
     native_dir = export_native(hfpipe_dir, tmp_path / "native")
 
