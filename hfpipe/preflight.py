@@ -79,7 +79,8 @@ def _corpus(source: str, parsed) -> None:
                                _setting(parsed, "dataset_train_split", "train"), _setting(parsed, "dataset_config"),
                                _setting(parsed, "column_names"), _setting(parsed, "sample_by", "document"))  # fmt: skip
         first = next(iter(ds.take(1)), None)
-    except (DatasetGenerationError, ArrowException) as err:  # a stream is read only now
+    # a stream is read only now; datasets < 5 raises a bare TypeError for a JSON record that is not an object
+    except (DatasetGenerationError, ArrowException, TypeError) as err:
         raise read_error(source, resolve_files(source), err) from None
     if first is None:
         raise ValueError("the corpus is empty (no documents); point at data with text")
