@@ -9,13 +9,13 @@ builds hfpipe's wheel, once per session.
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
+import psutil
 import pytest
 
 # Tests never reach the Hub: fail fast instead of waiting on the network.
@@ -34,15 +34,21 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def run_until_killed(cmd: list[str], ready: Path, env: dict | None = None, timeout: float = 240) -> None:
-    """Run ``cmd`` and SIGKILL it as soon as ``ready`` exists (a checkpoint's trainer_state.json), as a crash
-    would; fails if it ends first or ``ready`` does not appear within ``timeout`` seconds."""
+    """Run ``cmd`` and SIGKILL it and every process it started as soon as ``ready`` exists (a checkpoint's
+    trainer_state.json), as a crash would; fails if it ends first or ``ready`` does not appear within ``timeout``
+    seconds. The descendants are killed one by one: torchrun starts each rank of an ``accelerate launch`` in a
+    session of its own (torch/distributed/elastic/multiprocessing/subprocess_handler), so killing the launcher's
+    process group would leave the ranks training."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + timeout
     while not ready.is_file():
         assert proc.poll() is None, "training ended before it could be killed"
         assert time.time() < deadline, f"no {ready} within {timeout} s"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    for p in [*children, psutil.Process(proc.pid)]:
+        p.kill()
+    psutil.wait_procs(children, timeout=30)
     proc.wait()
 
 

@@ -12,10 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 from transformers import AutoModelForCausalLM
 
@@ -40,17 +38,6 @@ def accelerate_launch(config: str, nproc: int, port: int, script: Path, args: li
         "--num_processes", str(nproc), "--mixed_precision", "no", "--main_process_port", str(port),
         str(script), *args,
     ]  # fmt: skip
-
-
-def kill_launch(proc: subprocess.Popen) -> None:
-    """SIGKILL an ``accelerate launch`` and its ranks, as a crash would. torchrun starts each rank in a
-    session of its own (torch/distributed/elastic/multiprocessing/subprocess_handler/subprocess_handler.py), so
-    killing the launcher's process group would leave the ranks training."""
-    ranks = psutil.Process(proc.pid).children(recursive=True)
-    for p in ranks + [psutil.Process(proc.pid)]:
-        p.kill()
-    psutil.wait_procs(ranks, timeout=30)
-    proc.wait()
 
 
 def run(cmd: list[str], **env: str) -> str:
@@ -105,7 +92,7 @@ def test_fsdp_config_launched_on_cpus_fails_in_one_line_on_every_rank(tmp_path):
 
 
 @pytest.mark.slow
-def test_fsdp2_two_cpu_processes_killed_then_resumed_continue_the_loss(tmp_path):
+def test_fsdp2_two_cpu_processes_killed_then_resumed_continue_the_loss(kill_when_ready, tmp_path):
     """2 gloo processes under FSDP2 (GPTBlock units, SHARDED_STATE_DICT) train, save sharded checkpoints,
     are SIGKILLed, and the same command resumes: the loss goes on from where it was. Then the killed run's
     checkpoint resumes with 1 process: under FSDP (the shards are redistributed), and without FSDP it is
@@ -115,13 +102,7 @@ def test_fsdp2_two_cpu_processes_killed_then_resumed_continue_the_loss(tmp_path)
     args = tiny_args(corpus, out, *RUN)
     cmd = accelerate_launch("fsdp.yaml", 2, 29631, LAUNCHER, args)
 
-    killed = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 300
-    while not (out / "checkpoint-20" / "trainer_state.json").is_file():
-        assert killed.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-20 within 300 s"
-        time.sleep(0.05)
-    kill_launch(killed)
+    kill_when_ready(cmd, out / "checkpoint-20" / "trainer_state.json", env=ENV, timeout=300)
     assert not (out / "model.safetensors").exists()  # it really died mid-run
     ckpt = out / "checkpoint-20"
     assert sorted(p.name for p in (ckpt / "pytorch_model_fsdp_0").iterdir()) == [

@@ -6,9 +6,7 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "recipes"))
 from test_pretrain import tiny_args, write_corpus  # noqa: E402
 from test_pretrain_fsdp import ENV as FSDP_ENV  # noqa: E402
-from test_pretrain_fsdp import accelerate_launch, kill_launch, resumed_from, run  # noqa: E402
+from test_pretrain_fsdp import accelerate_launch, resumed_from, run  # noqa: E402
 from test_user_errors import one_line_error  # noqa: E402
 
 from hfpipe.cli import pretrain, sft  # noqa: E402
@@ -255,7 +253,7 @@ def test_muon_under_ddp_and_fsdp2_trains_the_same_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_fsdp2_with_muon_killed_and_resumed_ends_like_the_uninterrupted_run(tmp_path):
+def test_fsdp2_with_muon_killed_and_resumed_ends_like_the_uninterrupted_run(kill_when_ready, tmp_path):
     """The Muon momentum goes into FSDP2's sharded optimizer checkpoint and comes back on resume."""
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     launcher = REPO / "tests" / "recipes" / "cpu_fsdp_launch.py"
@@ -264,13 +262,7 @@ def test_fsdp2_with_muon_killed_and_resumed_ends_like_the_uninterrupted_run(tmp_
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run(accelerate_launch("fsdp.yaml", 2, 29723, launcher, tiny_args(corpus, straight, *MUON, *steps)))
     cmd = accelerate_launch("fsdp.yaml", 2, 29724, launcher, tiny_args(corpus, killed, *MUON, *steps))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=FSDP_ENV)
-    deadline = time.time() + 300
-    while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-4 within 300 s"
-        time.sleep(0.05)
-    kill_launch(proc)
+    kill_when_ready(cmd, killed / "checkpoint-4" / "trainer_state.json", env=FSDP_ENV, timeout=300)
     assert not (killed / "model.safetensors").exists()  # it really died mid-run
     assert resumed_from(run(cmd)) < 24
     a, b = launcher_results(straight)[0], launcher_results(killed)[0]
